@@ -1,0 +1,3 @@
+"""hpo-service: a distributed hyperparameter-search service on Ray."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,126 @@
+"""The FastAPI application: lifespan (store, Ray, job monitor), routers and error handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import RedirectResponse
+
+from service import __version__
+from service.api.errors import install_error_handlers
+from service.api.routers import health, studies, trainables
+from service.launcher import RayJobLauncher
+from service.ray_local import LocalRayHead
+from service.settings import Settings, get_settings
+from service.spec import StudySpec
+from service.store import StudyStatus, open_store
+from service.studies import StudyService
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+
+async def _watch_jobs(service: StudyService, interval_s: float) -> None:
+    while True:
+        try:
+            await run_in_threadpool(service.reconcile)
+        except Exception as error:  # keep watching; the next round may succeed
+            log.warning("reconciling studies with Ray jobs failed: %s", error)
+        await asyncio.sleep(interval_s)
+
+
+def _stop_unfinished(service: StudyService) -> None:
+    """The embedded Ray head goes away with the service: stop its studies cleanly first."""
+    for status in (StudyStatus.PENDING, StudyStatus.RUNNING):
+        for record in service.store.list_studies(status=status, limit=10_000).items:
+            try:
+                service.stop(record.id)
+            except Exception as error:
+                log.warning("could not stop study %s: %s", record.id, error)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    settings.home.mkdir(parents=True, exist_ok=True)
+    head: LocalRayHead | None = None
+    if settings.ray_address:
+        jobs_address = settings.ray_address
+        runner_python = settings.runner_python or "python"
+    else:
+        head = LocalRayHead(settings.home / "ray", num_cpus=settings.ray_num_cpus)
+        await run_in_threadpool(head.start)
+        jobs_address = head.dashboard_url
+        runner_python = settings.runner_python or sys.executable
+    store = open_store(settings.resolved_database_url)
+    launcher = RayJobLauncher(
+        jobs_address,
+        dashboard_url=settings.ray_dashboard_url or jobs_address,
+        runner_python=runner_python,
+        env_vars={
+            "HPO_DATABASE_URL": settings.resolved_database_url,
+            "HPO_STORAGE_PATH": settings.resolved_storage_path,
+            "HPO_HOME": str(settings.home),
+        },
+    )
+    service = StudyService(store, launcher, validate_capacity=settings.validate_capacity)
+    app.state.store, app.state.launcher, app.state.studies = store, launcher, service
+    app.state.ray_dashboard_url = launcher.dashboard_url
+    watcher = asyncio.create_task(_watch_jobs(service, settings.job_poll_interval_s))
+    try:
+        yield
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+        if head is not None:
+            await run_in_threadpool(_stop_unfinished, service)
+            await run_in_threadpool(head.stop)
+        store.close()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    app = FastAPI(
+        title="hpo-service",
+        version=__version__,
+        description="Hyperparameter search studies on Ray: submit, watch, compare.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings or get_settings()
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(studies.router, prefix=API_PREFIX)
+    app.include_router(trainables.router, prefix=API_PREFIX)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    _add_spec_schema(app)
+    return app
+
+
+def _add_spec_schema(app: FastAPI) -> None:
+    """The create endpoint reads its body by hand (JSON or YAML); publish its schema."""
+    original = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = original()
+        spec_schema = StudySpec.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.update(spec_schema.pop("$defs", {}))
+        components["StudySpec"] = spec_schema
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,35 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from service.api.deps import LauncherDep, StoreDep
+from service.api.schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+def healthz() -> Health:
+    return Health(status="ok")
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+async def readyz(store: StoreDep, launcher: LauncherDep) -> JSONResponse:
+    checks: dict[str, str] = {}
+    try:
+        await run_in_threadpool(store.ping)
+        checks["database"] = "ok"
+    except Exception as error:
+        checks["database"] = str(error)
+    try:
+        await run_in_threadpool(launcher.ping)
+        checks["ray"] = "ok"
+    except Exception as error:
+        checks["ray"] = str(error)
+    ready = all(value == "ok" for value in checks.values())
+    body = Health(status="ok" if ready else "unavailable", checks=checks)
+    return JSONResponse(status_code=200 if ready else 503, content=body.model_dump())

@@ -1,0 +1,113 @@
+"""/studies: create (JSON or YAML), list, get, stop, delete, trials and their results."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+
+from service.api.deps import StoreDep, StudiesDep
+from service.api.schemas import (
+    ResultPublic,
+    StudyList,
+    StudyPublic,
+    TrialList,
+    TrialPublic,
+    TrialResults,
+)
+from service.spec import StudySpec, parse_spec_document
+from service.store import StudyStatus, StudyStore, TrialState
+from service.studies import trial_budget
+
+router = APIRouter(prefix="/studies", tags=["studies"])
+
+MAX_BODY_BYTES = 1_000_000
+
+_CREATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/StudySpec"}},
+            "application/yaml": {"schema": {"$ref": "#/components/schemas/StudySpec"}},
+        },
+    }
+}
+
+
+def study_public(store: StudyStore, study_id: int) -> StudyPublic:
+    summary = store.summarize_study(study_id)
+    return StudyPublic.of(summary, trial_budget(summary.study.spec))
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=StudyPublic,
+    openapi_extra=_CREATE_BODY,
+    responses={422: {"description": "invalid spec, with the field path"}, 503: {}},
+)
+async def create_study(request: Request, studies: StudiesDep, store: StoreDep) -> StudyPublic:
+    body = await request.body()
+    if len(body) > MAX_BODY_BYTES:
+        raise HTTPException(status_code=413, detail=f"the body is over {MAX_BODY_BYTES} bytes")
+    document = parse_spec_document(body, request.headers.get("content-type"))
+    record = await run_in_threadpool(studies.create, document)
+    return await run_in_threadpool(study_public, store, record.id)
+
+
+@router.get("", response_model=StudyList)
+def list_studies(
+    store: StoreDep,
+    status_filter: Annotated[StudyStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> StudyList:
+    page = store.list_studies(status=status_filter, limit=limit, offset=offset)
+    items = [study_public(store, record.id) for record in page.items]
+    return StudyList(items=items, total=page.total, limit=page.limit, offset=page.offset)
+
+
+@router.get("/{study_id}", response_model=StudyPublic)
+def get_study(study_id: int, store: StoreDep) -> StudyPublic:
+    return study_public(store, study_id)
+
+
+@router.post("/{study_id}/stop", response_model=StudyPublic, responses={404: {}, 409: {}})
+def stop_study(study_id: int, studies: StudiesDep, store: StoreDep) -> StudyPublic:
+    studies.stop(study_id)
+    return study_public(store, study_id)
+
+
+@router.delete(
+    "/{study_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}, 409: {}}
+)
+def delete_study(study_id: int, studies: StudiesDep) -> Response:
+    studies.delete(study_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{study_id}/trials", response_model=TrialList)
+def list_trials(
+    study_id: int,
+    store: StoreDep,
+    state: TrialState | None = None,
+    order: Annotated[str, Query(pattern="^(number|best)$")] = "number",
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> TrialList:
+    page = store.list_trials(study_id, state=state, limit=limit, offset=offset, order=order)
+    return TrialList(
+        items=[TrialPublic.of(trial) for trial in page.items],
+        total=page.total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/{study_id}/trials/{trial_id}/results", response_model=TrialResults)
+def trial_results(study_id: int, trial_id: str, store: StoreDep) -> TrialResults:
+    results = store.get_results(study_id, trial_id)
+    return TrialResults(
+        study_id=study_id, trial_id=trial_id, items=[ResultPublic.of(r) for r in results]
+    )

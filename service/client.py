@@ -1,0 +1,130 @@
+"""A small typed Python client of the REST API; the CLI is built on it."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from service.api.schemas import StudyList, StudyPublic, TrainablePublic, TrialList, TrialResults
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class ApiError(Exception):
+    """The service answered with an error status; ``detail`` is its explanation."""
+
+    def __init__(self, status_code: int, detail: Any) -> None:
+        self.status_code = status_code
+        self.detail = detail
+        super().__init__(f"{status_code}: {format_detail(detail)}")
+
+
+class ServiceUnreachable(Exception):
+    """No service answered at the URL."""
+
+
+def format_detail(detail: Any) -> str:
+    """FastAPI's 422 list as 'field.path: message' lines; anything else as text."""
+    if isinstance(detail, list):
+        lines = []
+        for item in detail:
+            if isinstance(item, Mapping):
+                loc = [str(part) for part in item.get("loc", []) if part != "body"]
+                lines.append(f"{'.'.join(loc) or '(body)'}: {item.get('msg', '')}")
+            else:
+                lines.append(str(item))
+        return "\n".join(lines)
+    return str(detail)
+
+
+class HpoClient:
+    def __init__(
+        self, base_url: str | None = None, *, token: str | None = None, timeout_s: float = 30.0
+    ) -> None:
+        self.base_url = (base_url or os.environ.get("HPO_URL") or DEFAULT_URL).rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> HpoClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as error:
+            raise ServiceUnreachable(f"no hpo service answers at {self.base_url}: {error}") from error
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except (json.JSONDecodeError, AttributeError):
+                detail = response.text
+            raise ApiError(response.status_code, detail)
+        return response
+
+    # --- studies ---------------------------------------------------------------------
+    def submit(self, spec: Mapping[str, Any] | str | Path) -> StudyPublic:
+        """Submit a spec: a mapping, YAML/JSON text, or a path to a YAML/JSON file."""
+        if isinstance(spec, Path) or (isinstance(spec, str) and "\n" not in spec and Path(spec).is_file()):
+            text = Path(spec).read_text()
+            kind = "application/json" if str(spec).endswith(".json") else "application/yaml"
+            response = self._request("POST", "/api/v1/studies", content=text, headers={"content-type": kind})
+        elif isinstance(spec, str):
+            response = self._request(
+                "POST", "/api/v1/studies", content=spec, headers={"content-type": "application/yaml"}
+            )
+        else:
+            response = self._request("POST", "/api/v1/studies", json=dict(spec))
+        return StudyPublic.model_validate(response.json())
+
+    def studies(self, *, status: str | None = None, limit: int = 50, offset: int = 0) -> StudyList:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if status:
+            params["status"] = status
+        return StudyList.model_validate(self._request("GET", "/api/v1/studies", params=params).json())
+
+    def study(self, study_id: int) -> StudyPublic:
+        return StudyPublic.model_validate(self._request("GET", f"/api/v1/studies/{study_id}").json())
+
+    def stop(self, study_id: int) -> StudyPublic:
+        return StudyPublic.model_validate(
+            self._request("POST", f"/api/v1/studies/{study_id}/stop").json()
+        )
+
+    def delete(self, study_id: int) -> None:
+        self._request("DELETE", f"/api/v1/studies/{study_id}")
+
+    def trials(
+        self, study_id: int, *, limit: int = 100, offset: int = 0, order: str = "number"
+    ) -> TrialList:
+        params = {"limit": limit, "offset": offset, "order": order}
+        return TrialList.model_validate(
+            self._request("GET", f"/api/v1/studies/{study_id}/trials", params=params).json()
+        )
+
+    def results(self, study_id: int, trial_id: str) -> TrialResults:
+        return TrialResults.model_validate(
+            self._request("GET", f"/api/v1/studies/{study_id}/trials/{trial_id}/results").json()
+        )
+
+    def trainables(self) -> list[TrainablePublic]:
+        return [
+            TrainablePublic.model_validate(item)
+            for item in self._request("GET", "/api/v1/trainables").json()
+        ]
+
+    def ready(self) -> bool:
+        try:
+            return self._http.get("/readyz").status_code == 200
+        except httpx.TransportError:
+            return False

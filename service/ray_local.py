@@ -1,0 +1,138 @@
+"""Start and stop a local Ray head (with its dashboard and token auth) for the embedded default."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from service.errors import RayUnavailable
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def ensure_ray_token(path: Path) -> str:
+    """The Ray auth token at ``path``, created with user-only permissions if absent."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path.read_text().strip()
+
+
+def use_ray_token(path: Path) -> None:
+    """Point this process (and the processes it starts) at a token file, as Ray documents."""
+    os.environ["RAY_AUTH_MODE"] = "token"
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
+
+
+class LocalRayHead:
+    """A single-node Ray cluster started with ``ray start --head --block``.
+
+    ``--block`` keeps one parent process for the whole cluster; stopping it (and its
+    process group) stops exactly this cluster and no other Ray on the machine.
+    """
+
+    def __init__(self, state_dir: Path, *, num_cpus: int = 0, log_path: Path | None = None):
+        self.state_dir = state_dir
+        self.num_cpus = num_cpus
+        self.token_path = state_dir / "ray_auth_token"
+        self.log_path = log_path or state_dir / "ray-head.log"
+        self.gcs_port = free_port()
+        self.dashboard_port = free_port()
+        # A temp dir of its own: Ray's job supervisor finds "its" cluster through
+        # <temp_dir>/ray_current_cluster, so two heads sharing /tmp/ray would send jobs
+        # to whichever started last. Kept short: Ray's socket paths must fit 107 bytes.
+        self.temp_dir = Path(tempfile.gettempdir()) / f"hpo-ray-{self.gcs_port}"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.gcs_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        ensure_ray_token(self.token_path)
+        use_ray_token(self.token_path)
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        # Give a stopped study's runner time to end its trials and flush its results.
+        os.environ.setdefault("RAY_JOB_STOP_WAIT_TIME_S", "15")
+        ray_cli = Path(sys.executable).with_name("ray")
+        command = [
+            str(ray_cli) if ray_cli.exists() else "ray",
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            f"--port={self.gcs_port}",
+            f"--temp-dir={self.temp_dir}",
+            "--include-dashboard=true",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={self.dashboard_port}",
+            "--disable-usage-stats",
+        ]
+        if self.num_cpus:
+            command.append(f"--num-cpus={self.num_cpus}")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self._process = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        self._wait_ready(timeout_s)
+
+    def _wait_ready(self, timeout_s: float) -> None:
+        assert self._process is not None
+        headers = {"Authorization": f"Bearer {self.token_path.read_text().strip()}"}
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RayUnavailable(
+                    f"the local Ray head exited with code {self._process.returncode}; "
+                    f"see {self.log_path}"
+                )
+            try:
+                answer = httpx.get(f"{self.dashboard_url}/api/jobs/", headers=headers, timeout=2)
+                if answer.status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RayUnavailable(f"the local Ray head did not start in {timeout_s:.0f} s; see {self.log_path}")
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """Stop this cluster: SIGINT lets ``ray start --block`` shut its processes down;
+        whatever is left of its process group is then terminated."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                pass
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                break
+            time.sleep(2 if sig == signal.SIGTERM else 0)
+        if process.poll() is None:
+            process.wait(timeout=10)

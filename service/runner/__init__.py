@@ -1,0 +1,1 @@
+"""The Ray job entrypoint of a study: builds the Tuner and streams results into the store."""

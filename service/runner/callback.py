@@ -1,0 +1,176 @@
+"""A Ray Tune callback that mirrors trials and their results into the study store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ray.tune import Callback
+from ray.tune.experiment import Trial
+
+from service.runner.writer import BatchingStoreWriter
+from service.store import ResultWrite, TrialState, TrialUpdate
+
+# Keys Tune adds to every result; the store keeps the trainable's own metrics only
+# (plus time_total_s, which benchmarks and plots use).
+TUNE_AUTO_KEYS = frozenset(
+    {
+        "config",
+        "trial_id",
+        "experiment_id",
+        "experiment_tag",
+        "date",
+        "timestamp",
+        "time_this_iter_s",
+        "time_since_restore",
+        "timesteps_since_restore",
+        "iterations_since_restore",
+        "training_iteration",
+        "timesteps_total",
+        "episodes_total",
+        "hostname",
+        "node_ip",
+        "pid",
+        "done",
+        "should_checkpoint",
+        "checkpoint_dir_name",
+        "checkpoint_path",
+        "warmup_time",
+    }
+)
+
+_TUNE_STATE_TO_STORE = {
+    Trial.PENDING: TrialState.PENDING,
+    Trial.PAUSED: TrialState.PENDING,  # paused by a scheduler, will resume
+    Trial.RUNNING: TrialState.RUNNING,
+}
+
+
+def result_metrics(result: Mapping[str, Any]) -> dict[str, Any]:
+    """The trainable's metrics from a Tune result: JSON-friendly scalars, nothing Tune adds."""
+    metrics: dict[str, Any] = {}
+    for key, value in result.items():
+        if key in TUNE_AUTO_KEYS:
+            continue
+        if isinstance(value, bool | int | str) or value is None:
+            metrics[key] = value
+        elif isinstance(value, float):
+            metrics[key] = value if math.isfinite(value) else None
+        elif hasattr(value, "item"):  # numpy / torch scalars
+            try:
+                metrics[key] = value.item()
+            except (TypeError, ValueError):
+                continue
+    return metrics
+
+
+class StoreCallback(Callback):
+    """Sends every trial's creation, state changes and results to the store writer.
+
+    ``normalize`` turns the config a searcher produced into the user's form (conditional
+    branches flattened), so the store shows what the trainable received.
+    """
+
+    def __init__(
+        self,
+        writer: BatchingStoreWriter,
+        normalize: Callable[[Mapping[str, Any]], dict[str, Any]],
+        *,
+        sync_interval_s: float = 0.5,
+    ) -> None:
+        self._writer = writer
+        self._normalize = normalize
+        self._sync_interval_s = sync_interval_s
+        self._known: dict[str, TrialState] = {}
+        self._last_sync = 0.0
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Tune pickles its run config (callbacks included) into the experiment state;
+        # the writer's thread and locks stay behind, in this process only.
+        state = self.__dict__.copy()
+        state["_writer"] = None
+        return state
+
+    # --- trial states ------------------------------------------------------------------
+    def _send(self, trial: Trial, state: TrialState, error: str | None = None) -> None:
+        if self._known.get(trial.trial_id) == state and error is None:
+            return
+        config = None
+        if trial.trial_id not in self._known:
+            config = self._normalize(trial.config)
+        self._known[trial.trial_id] = state
+        self._writer.trial(TrialUpdate(trial.trial_id, state, config=config, error=error))
+
+    def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        # Tune has no hook for "created" or "paused": look at the trials now and then.
+        now = time.monotonic()
+        if now - self._last_sync < self._sync_interval_s:
+            return
+        self._last_sync = now
+        for trial in trials:
+            state = _TUNE_STATE_TO_STORE.get(trial.status)
+            if state is not None and not self._known.get(trial.trial_id, TrialState.PENDING).is_finished:
+                self._send(trial, state)
+
+    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._send(trial, TrialState.RUNNING)
+
+    def on_trial_complete(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
+        # A trial that returned on its own ends with done=True; one the scheduler
+        # stopped ends on an ordinary result: that is a pruned trial.
+        finished = bool((trial.last_result or {}).get("done"))
+        self._send(trial, TrialState.TERMINATED if finished else TrialState.PRUNED)
+
+    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+        self._send(trial, TrialState.ERROR, error=trial_error_text(trial))
+
+    # --- results -----------------------------------------------------------------------
+    def on_trial_result(
+        self, iteration: int, trials: list[Trial], trial: Trial, result: dict[str, Any], **info: Any
+    ) -> None:
+        if trial.trial_id not in self._known:
+            self._send(trial, TrialState.RUNNING)
+        step = result.get("training_iteration")
+        if not isinstance(step, int):
+            return
+        self._writer.result(
+            ResultWrite(
+                trial_id=trial.trial_id,
+                iteration=step,
+                metrics=result_metrics(result),
+                reported_at=dt.datetime.now(dt.timezone.utc),
+            )
+        )
+
+    def on_experiment_end(self, trials: list[Trial], **info: Any) -> None:
+        for trial in trials:
+            if trial.trial_id not in self._known or not self._known[trial.trial_id].is_finished:
+                if trial.status == Trial.ERROR:
+                    self._send(trial, TrialState.ERROR, error=trial_error_text(trial))
+                elif trial.status == Trial.TERMINATED:
+                    done = bool((trial.last_result or {}).get("done"))
+                    self._send(trial, TrialState.TERMINATED if done else TrialState.PRUNED)
+                else:  # never ran, or cut by the time budget
+                    self._send(trial, TrialState.PRUNED)
+
+
+def trial_error_text(trial: Trial, limit: int = 20_000) -> str:
+    """The trial's error with its traceback, as Tune recorded it."""
+    try:
+        if trial.error_file:
+            with open(trial.error_file) as handle:
+                text = handle.read()
+            if text.strip():
+                return text[-limit:]
+        error = trial.get_pickled_error()
+        if error is not None:
+            return "".join(traceback.format_exception(error))[-limit:]
+    except Exception as problem:  # the error file may be gone on a remote node
+        return f"trial failed; its error could not be read: {problem}"
+    return "trial failed (Tune recorded no error text)"

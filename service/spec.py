@@ -1,0 +1,113 @@
+"""The study specification users write (pydantic models) and its parsing from JSON/YAML."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from search_spaces import InvalidSpec
+
+MAX_NUM_SAMPLES = 100_000
+MAX_NAME_LENGTH = 200
+
+Algorithm = Literal["random", "grid", "hyperopt", "bohb"]
+SchedulerName = Literal["fifo", "asha", "hyperband", "median"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AlgorithmSpec(_Strict):
+    name: Algorithm = "random"
+    seed: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    # HyperOpt: random trials before TPE takes over (Ray's default is 20).
+    n_initial_points: int | None = Field(default=None, ge=1, le=10_000)
+
+
+class SchedulerSpec(_Strict):
+    name: SchedulerName = "fifo"
+    # The fidelity budget of one trial in iterations; defaults to the trainable's
+    # fidelity (e.g. config.epochs).
+    max_t: int | None = Field(default=None, ge=1, le=1_000_000)
+    grace_period: int = Field(default=1, ge=1)
+    reduction_factor: float = Field(default=3, ge=2, le=100)
+    # median stopping: how many trials must report before it stops any.
+    min_samples_required: int = Field(default=3, ge=1)
+
+
+class ResourcesSpec(_Strict):
+    num_workers: int = Field(default=1, ge=1, le=1024)
+    use_gpu: bool = False
+    cpus_per_worker: float = Field(default=1.0, gt=0, le=1024)
+    tensor_parallel: int = Field(default=1, ge=1, le=64)
+
+
+class StopSpec(_Strict):
+    time_budget_s: float | None = Field(default=None, gt=0, le=30 * 24 * 3600)
+    max_failures: int = Field(default=0, ge=0, le=100)
+
+
+class StudySpec(_Strict):
+    """What a user submits. Cross-field checks that need the trainable registry, the
+    search-space parser or the cluster live in :mod:`service.validation`."""
+
+    name: str = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+    trainable: str = Field(min_length=1, max_length=100)
+    metric: str | None = Field(default=None, min_length=1, max_length=100)
+    mode: Literal["min", "max"] | None = None
+    # Empty: the trainable's default search space.
+    search_space: dict[str, Any] | None = None
+    algorithm: AlgorithmSpec = AlgorithmSpec()
+    scheduler: SchedulerSpec = SchedulerSpec()
+    num_samples: int = Field(default=10, ge=1, le=MAX_NUM_SAMPLES)
+    max_concurrent_trials: int | None = Field(default=None, ge=1, le=10_000)
+    resources: ResourcesSpec = ResourcesSpec()
+    config: dict[str, Any] = Field(default_factory=dict)
+    stop: StopSpec = StopSpec()
+
+    @field_validator("algorithm", mode="before")
+    @classmethod
+    def _algorithm_shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("scheduler", mode="before")
+    @classmethod
+    def _scheduler_shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+
+def parse_spec_document(body: bytes, content_type: str | None) -> dict[str, Any]:
+    """Decode a request body (JSON or YAML) into a mapping. Raises InvalidSpec."""
+    kind = (content_type or "").split(";")[0].strip().lower()
+    text: str
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidSpec((), f"the body is not UTF-8 text: {error}") from error
+    if not text.strip():
+        raise InvalidSpec((), "the body is empty; send a study spec as JSON or YAML")
+    try:
+        if kind.endswith("json"):
+            document = json.loads(text)
+        else:  # YAML is a superset of JSON: it reads both
+            document = yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as error:
+        what = "JSON" if kind.endswith("json") else "YAML or JSON"
+        raise InvalidSpec((), f"the body is not valid {what}: {error}") from error
+    if not isinstance(document, dict):
+        raise InvalidSpec((), f"a study spec must be a mapping, not {type(document).__name__}")
+    return document
+
+
+def spec_from_mapping(document: dict[str, Any]) -> StudySpec:
+    """Validate field types and ranges. Raises InvalidSpec with every problem's path."""
+    try:
+        return StudySpec.model_validate(document)
+    except ValidationError as error:
+        raise InvalidSpec.many(
+            [(tuple(item["loc"]), item["msg"]) for item in error.errors()]
+        ) from error

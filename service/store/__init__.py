@@ -1,0 +1,61 @@
+"""The study store: durable studies, trials and results, and ``open_store`` to get one."""
+
+from __future__ import annotations
+
+from service.store.base import (
+    Page,
+    ResultRecord,
+    ResultWrite,
+    StudyRecord,
+    StudyStore,
+    StudySummary,
+    TrialRecord,
+    TrialUpdate,
+)
+from service.store.errors import (
+    InvalidTransition,
+    StoreError,
+    StoreUnavailable,
+    StudyNotFound,
+    TrialNotFound,
+)
+from service.store.states import (
+    ALLOWED_STUDY_TRANSITIONS,
+    FINISHED_TRIAL_STATES,
+    TERMINAL_STUDY_STATES,
+    StudyStatus,
+    TrialState,
+)
+
+
+def open_store(url: str) -> StudyStore:
+    """The store at ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``): creates
+    the engine, upgrades the schema to the newest migration and returns the store.
+    Raises StoreUnavailable when the database cannot be reached, ValueError for a
+    database other than SQLite or PostgreSQL."""
+    from service.store.sql import SqlStudyStore
+
+    return SqlStudyStore.from_url(url)
+
+
+__all__ = [
+    "ALLOWED_STUDY_TRANSITIONS",
+    "FINISHED_TRIAL_STATES",
+    "TERMINAL_STUDY_STATES",
+    "InvalidTransition",
+    "Page",
+    "ResultRecord",
+    "ResultWrite",
+    "StoreError",
+    "StoreUnavailable",
+    "StudyNotFound",
+    "StudyRecord",
+    "StudyStatus",
+    "StudyStore",
+    "StudySummary",
+    "TrialNotFound",
+    "TrialRecord",
+    "TrialState",
+    "TrialUpdate",
+    "open_store",
+]

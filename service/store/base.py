@@ -1,0 +1,202 @@
+"""The study store interface: what every store implementation promises.
+
+Rules every implementation keeps (the contract tests in tests/store check them):
+
+- Reads return plain, immutable records (copies); changing one never touches the store.
+- Every study status change goes through :meth:`StudyStore.transition_study`, which
+  checks ``ALLOWED_STUDY_TRANSITIONS`` under a row lock and raises
+  :class:`InvalidTransition` otherwise. Terminal states are final.
+- Results are keyed by (study, trial, iteration): writing the same key twice keeps the
+  first row and is not an error, so a writer may retry a batch safely.
+- A trial's ``last_value`` / ``best_value`` follow the study's metric and mode and are
+  kept up to date as results arrive, so best-trial reads do not scan results.
+- A finished trial (TERMINATED, ERROR, PRUNED) may only move to another finished state
+  when a late status arrives; it never goes back to PENDING/RUNNING.
+"""
+
+from __future__ import annotations
+
+import abc
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from service.store.states import StudyStatus, TrialState
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    id: int
+    name: str
+    owner: str
+    spec: Mapping[str, Any]
+    metric: str
+    mode: str  # "min" | "max"
+    status: StudyStatus
+    error: str | None
+    ray_job_id: str | None
+    ray_dashboard_url: str | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    study_id: int
+    trial_id: str  # Tune's trial id, unique within the study
+    number: int  # 0, 1, 2 ... in order of creation within the study
+    config: Mapping[str, Any]
+    state: TrialState
+    error: str | None
+    last_value: float | None
+    best_value: float | None
+    num_results: int
+    last_iteration: int | None
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class ResultRecord:
+    study_id: int
+    trial_id: str
+    iteration: int  # Tune's training_iteration, 1-based
+    metrics: Mapping[str, Any]
+    reported_at: dt.datetime  # when the trial reported it
+    stored_at: dt.datetime  # when the row reached the store
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """A study with what the API shows beside it: counts per trial state and best trial."""
+
+    study: StudyRecord
+    trial_counts: Mapping[str, int]
+    num_results: int
+    best_trial: TrialRecord | None
+
+
+@dataclass(frozen=True)
+class TrialUpdate:
+    """A trial as the runner sees it: created or changed state. Upserted by trial_id."""
+
+    trial_id: str
+    state: TrialState
+    config: Mapping[str, Any] | None = None  # required when the trial is new
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class ResultWrite:
+    trial_id: str
+    iteration: int
+    metrics: Mapping[str, Any]
+    reported_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+
+
+@dataclass(frozen=True)
+class Page:
+    items: Sequence[Any]
+    total: int
+    limit: int
+    offset: int
+
+
+class StudyStore(abc.ABC):
+    """Durable storage of studies, trials and results."""
+
+    # --- studies -------------------------------------------------------------------
+    @abc.abstractmethod
+    def create_study(
+        self, *, name: str, spec: Mapping[str, Any], metric: str, mode: str, owner: str = "local"
+    ) -> StudyRecord:
+        """Store a new study in PENDING."""
+
+    @abc.abstractmethod
+    def get_study(self, study_id: int) -> StudyRecord:
+        """Raises StudyNotFound."""
+
+    @abc.abstractmethod
+    def summarize_study(self, study_id: int) -> StudySummary:
+        """The study with trial counts per state, result count and best trial.
+        Raises StudyNotFound."""
+
+    @abc.abstractmethod
+    def list_studies(
+        self,
+        *,
+        status: StudyStatus | None = None,
+        owner: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page:
+        """Studies, newest first; ``items`` are StudyRecord."""
+
+    @abc.abstractmethod
+    def transition_study(
+        self, study_id: int, to: StudyStatus, *, error: str | None = None
+    ) -> StudyRecord:
+        """The one way a study's status changes. Sets started_at on RUNNING and
+        finished_at on a terminal state. A transition to the current state is a no-op.
+        Raises StudyNotFound, InvalidTransition."""
+
+    @abc.abstractmethod
+    def set_ray_job(self, study_id: int, *, job_id: str, dashboard_url: str | None) -> None:
+        """Record the study's Ray job. Raises StudyNotFound."""
+
+    @abc.abstractmethod
+    def delete_study(self, study_id: int) -> None:
+        """Delete a study in a terminal state with its trials and results.
+        Raises StudyNotFound, InvalidTransition (not terminal)."""
+
+    # --- trials and results ---------------------------------------------------------
+    @abc.abstractmethod
+    def upsert_trials(self, study_id: int, updates: Sequence[TrialUpdate]) -> None:
+        """Create new trials (numbered in order) and apply state changes in one
+        transaction. Raises StudyNotFound."""
+
+    @abc.abstractmethod
+    def add_results(self, study_id: int, results: Sequence[ResultWrite]) -> int:
+        """Insert results idempotently; returns how many were new. A result for a trial
+        not yet known creates it in RUNNING with an empty config.
+        Raises StudyNotFound."""
+
+    @abc.abstractmethod
+    def list_trials(
+        self,
+        study_id: int,
+        *,
+        state: TrialState | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        order: str = "number",  # "number" | "best"
+    ) -> Page:
+        """Trials of a study; ``items`` are TrialRecord. Raises StudyNotFound."""
+
+    @abc.abstractmethod
+    def get_trial(self, study_id: int, trial_id: str) -> TrialRecord:
+        """Raises StudyNotFound, TrialNotFound."""
+
+    @abc.abstractmethod
+    def get_results(self, study_id: int, trial_id: str) -> Sequence[ResultRecord]:
+        """A trial's results by iteration. Raises StudyNotFound, TrialNotFound."""
+
+    @abc.abstractmethod
+    def best_trial(self, study_id: int) -> TrialRecord | None:
+        """The trial with the best ``best_value`` for the study's mode, or None.
+        Raises StudyNotFound."""
+
+    @abc.abstractmethod
+    def count_results(self, study_id: int) -> int:
+        """Raises StudyNotFound."""
+
+    # --- lifecycle --------------------------------------------------------------------
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raises StoreUnavailable when the database cannot be reached."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,125 @@
+"""The study store's tables as SQLAlchemy 2 declarative models (studies, trials, results).
+
+Why the keys look the way they do (a study may hold 100,000 trials x 10 results):
+
+- ``trials``: ``(study_id, trial_id)`` and ``(study_id, number)`` are unique (numbers are
+  dense, 0..n-1). ``(study_id, best_value)`` serves the best trial and the by-best order;
+  ``(study_id, state, number)`` and ``(study_id, state, best_value)`` serve state counts
+  and a state filter in either order, so every page is an index range scan however few
+  trials match. ``(study_id, id)`` is unique only so that results can reference a trial
+  by both columns (below).
+- ``results``: ``UNIQUE(study_id, trial_pk, iteration)`` is the idempotency key and the
+  one index the table needs: reads of a trial's results, and the lookups behind both
+  ``ON DELETE CASCADE`` foreign keys, are prefix scans of it. That is why the trial
+  foreign key is the pair ``(study_id, trial_pk) -> trials(study_id, id)``: with a plain
+  ``trial_pk -> trials.id`` key, every deleted trial would scan the whole results table
+  (neither SQLite nor PostgreSQL indexes a foreign key by itself).
+- ``studies`` ids are never reused (``AUTOINCREMENT`` on SQLite), so a deleted study's
+  late writer can never write into a new study. ``studies.num_results`` counts the
+  study's results (kept by the writer under the study's row lock), so the count is not a
+  scan of a million rows.
+
+Status, state and mode are stored as their string values; times as UTC (see coltypes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Double,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from service.store.coltypes import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# 64-bit ids on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the fast rowid alias.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dt.datetime: UTCDateTime(), dict[str, Any]: JSON()}
+
+
+class Study(Base):
+    __tablename__ = "studies"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(255))
+    owner: Mapped[str] = mapped_column(String(255))
+    spec: Mapped[dict[str, Any]]
+    metric: Mapped[str] = mapped_column(String(255))
+    mode: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    ray_job_id: Mapped[str | None] = mapped_column(String(255))
+    ray_dashboard_url: Mapped[str | None] = mapped_column(Text)
+    num_results: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[dt.datetime]
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+
+
+class Trial(Base):
+    __tablename__ = "trials"
+    __table_args__ = (
+        UniqueConstraint("study_id", "trial_id"),
+        UniqueConstraint("study_id", "id"),
+        Index("ix_trials_study_id_number", "study_id", "number", unique=True),
+        Index("ix_trials_study_id_best_value", "study_id", "best_value"),
+        Index("ix_trials_study_id_state_number", "study_id", "state", "number"),
+        Index("ix_trials_study_id_state_best_value", "study_id", "state", "best_value"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    trial_id: Mapped[str] = mapped_column(String(255))
+    number: Mapped[int] = mapped_column(Integer)
+    config: Mapped[dict[str, Any]]
+    state: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    last_value: Mapped[float | None] = mapped_column(Double)
+    best_value: Mapped[float | None] = mapped_column(Double)
+    num_results: Mapped[int] = mapped_column(Integer, default=0)
+    last_iteration: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime | None]
+
+
+class Result(Base):
+    __tablename__ = "results"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["study_id", "trial_pk"], ["trials.study_id", "trials.id"], ondelete="CASCADE"
+        ),
+        UniqueConstraint("study_id", "trial_pk", "iteration"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    trial_pk: Mapped[int] = mapped_column(BigId)
+    iteration: Mapped[int] = mapped_column(Integer)
+    metrics: Mapped[dict[str, Any]]
+    reported_at: Mapped[dt.datetime]
+    stored_at: Mapped[dt.datetime]

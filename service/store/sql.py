@@ -1,0 +1,580 @@
+"""The SQL study store: one StudyStore implementation for SQLite and PostgreSQL.
+
+Every public method runs in one session of :meth:`SqlStudyStore._session`, which
+commits, rolls back, and turns connection-level errors into StoreUnavailable. Writes
+that touch a study's status, trials or results first lock the study's row
+(``SELECT ... FOR UPDATE``; on SQLite the write transaction is ``BEGIN IMMEDIATE``), so
+writers of one study take turns: trial numbers stay dense and counters are never lost.
+Writes are batched: one ``SELECT ... IN`` for the batch's trials, one multi-row
+``INSERT`` for new trials and one for results (``ON CONFLICT DO NOTHING ... RETURNING``
+on the idempotency key), one ``executemany`` ``UPDATE`` for changed trials.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any, cast
+
+from sqlalchemy import (
+    Engine,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Row
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.store import rows as to_record
+from service.store.base import (
+    Page,
+    ResultRecord,
+    ResultWrite,
+    StudyRecord,
+    StudyStore,
+    StudySummary,
+    TrialRecord,
+    TrialUpdate,
+)
+from service.store.coltypes import utcnow
+from service.store.dberrors import unavailable_as_store_error
+from service.store.engine import create_store_engine, writer
+from service.store.errors import (
+    InvalidTransition,
+    StoreUnavailable,
+    StudyNotFound,
+    TrialNotFound,
+)
+from service.store.migrate import upgrade
+from service.store.models import Result, Study, Trial
+from service.store.states import ALLOWED_STUDY_TRANSITIONS, StudyStatus, TrialState
+from service.store.tracking import TrialStats, apply_results
+
+STUDIES = cast(Table, Study.__table__)
+TRIALS = cast(Table, Trial.__table__)
+RESULTS = cast(Table, Result.__table__)
+
+MODES = ("min", "max")
+IN_CHUNK = 500  # trial ids per SELECT ... IN (...)
+_TRIAL_STATS_COLUMNS = (
+    TRIALS.c.id,
+    TRIALS.c.trial_id,
+    TRIALS.c.state,
+    TRIALS.c.num_results,
+    TRIALS.c.last_iteration,
+    TRIALS.c.last_value,
+    TRIALS.c.best_value,
+)
+
+
+class SqlStudyStore(StudyStore):
+    """StudyStore on a SQLAlchemy engine (SQLite or PostgreSQL). See :func:`open_store`."""
+
+    def __init__(self, engine: Engine) -> None:
+        if engine.dialect.name not in ("sqlite", "postgresql"):
+            raise ValueError(f"unsupported database {engine.dialect.name!r}")
+        self._engine = engine
+        self._reads = sessionmaker(bind=engine)
+        self._writes = sessionmaker(bind=writer(engine))
+        self._insert = (
+            sqlite_dialect.insert if engine.dialect.name == "sqlite" else pg_dialect.insert
+        )
+
+    @classmethod
+    def from_url(cls, url: str, *, migrate: bool = True) -> SqlStudyStore:
+        """Create the engine for ``url`` and, unless ``migrate`` is false, upgrade the
+        schema to the newest migration. Raises StoreUnavailable."""
+        with unavailable_as_store_error():
+            engine = _engine_or_unavailable(url)
+            try:
+                if migrate:
+                    upgrade(engine)
+            except BaseException:
+                engine.dispose()
+                raise
+        return cls(engine)
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @contextlib.contextmanager
+    def _session(self, *, write: bool = False) -> Iterator[Session]:
+        """One transaction: commit on success, roll back on any error, and raise
+        StoreUnavailable for connection-level database errors."""
+        factory = self._writes if write else self._reads
+        with unavailable_as_store_error(), factory() as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    session.rollback()
+                raise
+
+    # --- studies -------------------------------------------------------------------
+    def create_study(
+        self, *, name: str, spec: Mapping[str, Any], metric: str, mode: str, owner: str = "local"
+    ) -> StudyRecord:
+        if mode not in MODES:
+            raise ValueError(f"mode must be 'min' or 'max', not {mode!r}")
+        with self._session(write=True) as session:
+            row = session.execute(
+                insert(STUDIES)
+                .values(
+                    name=name,
+                    owner=owner,
+                    spec=dict(spec),
+                    metric=metric,
+                    mode=mode,
+                    status=StudyStatus.PENDING.value,
+                    num_results=0,
+                    created_at=utcnow(),
+                )
+                .returning(*STUDIES.c)
+            ).one()
+            return to_record.study_record(row)
+
+    def get_study(self, study_id: int) -> StudyRecord:
+        with self._session() as session:
+            return to_record.study_record(_study_row(session, study_id))
+
+    def summarize_study(self, study_id: int) -> StudySummary:
+        with self._session() as session:
+            study = _study_row(session, study_id)
+            counts = {state.value: 0 for state in TrialState}
+            for state, count in session.execute(
+                select(TRIALS.c.state, func.count())
+                .where(TRIALS.c.study_id == study_id)
+                .group_by(TRIALS.c.state)
+            ):
+                counts[state] = count
+            best = _best_trial_row(session, study_id, study.mode)
+            return StudySummary(
+                study=to_record.study_record(study),
+                trial_counts=counts,
+                num_results=study.num_results,
+                best_trial=None if best is None else to_record.trial_record(best),
+            )
+
+    def list_studies(
+        self,
+        *,
+        status: StudyStatus | None = None,
+        owner: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Page:
+        _check_paging(limit, offset)
+        query = select(STUDIES)
+        if status is not None:
+            query = query.where(STUDIES.c.status == StudyStatus(status).value)
+        if owner is not None:
+            query = query.where(STUDIES.c.owner == owner)
+        with self._session() as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = session.execute(query.order_by(STUDIES.c.id.desc()).limit(limit).offset(offset))
+            items = [to_record.study_record(row) for row in rows]
+        return Page(items=tuple(items), total=total, limit=limit, offset=offset)
+
+    def transition_study(
+        self, study_id: int, to: StudyStatus, *, error: str | None = None
+    ) -> StudyRecord:
+        wanted = StudyStatus(to)
+        with self._session(write=True) as session:
+            row = _study_row(session, study_id, lock=True)
+            current = StudyStatus(row.status)
+            if current == wanted:
+                return to_record.study_record(row)
+            if wanted not in ALLOWED_STUDY_TRANSITIONS[current]:
+                raise InvalidTransition(study_id, current.value, wanted.value)
+            values: dict[str, Any] = {"status": wanted.value}
+            if wanted == StudyStatus.RUNNING:
+                values["started_at"] = utcnow()
+            if wanted.is_terminal:
+                values["finished_at"] = utcnow()
+                values["error"] = error
+            updated = session.execute(
+                update(STUDIES)
+                .where(STUDIES.c.id == study_id)
+                .values(**values)
+                .returning(*STUDIES.c)
+            ).one()
+            return to_record.study_record(updated)
+
+    def set_ray_job(self, study_id: int, *, job_id: str, dashboard_url: str | None) -> None:
+        with self._session(write=True) as session:
+            found = session.execute(
+                update(STUDIES)
+                .where(STUDIES.c.id == study_id)
+                .values(ray_job_id=job_id, ray_dashboard_url=dashboard_url)
+                .returning(STUDIES.c.id)
+            ).first()
+            if found is None:
+                raise StudyNotFound(study_id)
+
+    def delete_study(self, study_id: int) -> None:
+        with self._session(write=True) as session:
+            row = _study_row(session, study_id, lock=True)
+            status = StudyStatus(row.status)
+            if not status.is_terminal:
+                raise InvalidTransition(study_id, status.value, "DELETED")
+            # Children first, in bulk; the ON DELETE CASCADE keys would do the same row
+            # by row.
+            session.execute(delete(RESULTS).where(RESULTS.c.study_id == study_id))
+            session.execute(delete(TRIALS).where(TRIALS.c.study_id == study_id))
+            session.execute(delete(STUDIES).where(STUDIES.c.id == study_id))
+
+    # --- trials and results ---------------------------------------------------------
+    def upsert_trials(self, study_id: int, updates: Sequence[TrialUpdate]) -> None:
+        with self._session(write=True) as session:
+            _study_row(session, study_id, lock=True)
+            if not updates:
+                return
+            ids = list(dict.fromkeys(u.trial_id for u in updates))
+            known = {
+                row.trial_id: row
+                for row in _select_trials(
+                    session, study_id, ids, TRIALS.c.id, TRIALS.c.trial_id, TRIALS.c.state
+                )
+            }
+            now = utcnow()
+            new: dict[str, dict[str, Any]] = {}
+            changed: dict[str, dict[str, Any]] = {}
+            for upd in updates:
+                state = TrialState(upd.state)
+                if upd.trial_id in new:
+                    _apply_update(new[upd.trial_id], upd, state, now)
+                elif upd.trial_id in known:
+                    values = changed.setdefault(upd.trial_id, {"state": known[upd.trial_id].state})
+                    _apply_update(values, upd, state, now)
+                else:
+                    new[upd.trial_id] = _new_trial(study_id, upd.trial_id, state, upd.config, now)
+                    new[upd.trial_id]["error"] = upd.error
+            if new:
+                _number_trials(session, study_id, new.values())
+                session.execute(insert(TRIALS), list(new.values()))
+            groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+            for trial_id, values in changed.items():
+                row = known[trial_id]
+                if values == {"state": row.state}:
+                    continue  # nothing changed
+                params = {f"b_{key}": value for key, value in values.items()}
+                params["b_pk"] = row.id
+                groups.setdefault(tuple(sorted(values)), []).append(params)
+            for columns, params_list in groups.items():
+                stmt = (
+                    update(TRIALS)
+                    .where(TRIALS.c.id == bindparam("b_pk"))
+                    .values({column: bindparam(f"b_{column}") for column in columns})
+                )
+                session.execute(stmt, params_list)
+
+    def add_results(self, study_id: int, results: Sequence[ResultWrite]) -> int:
+        with self._session(write=True) as session:
+            study = _study_row(session, study_id, lock=True)
+            if not results:
+                return 0
+            batch: dict[tuple[str, int], ResultWrite] = {}
+            for result in results:  # a key repeated inside the batch: the first one wins
+                batch.setdefault((result.trial_id, int(result.iteration)), result)
+            trials = self._trials_for_results(session, study_id, [k[0] for k in batch])
+            now = utcnow()
+            rows = [
+                {
+                    "study_id": study_id,
+                    "trial_pk": trials[trial_id].id,
+                    "iteration": iteration,
+                    "metrics": dict(result.metrics),
+                    "reported_at": result.reported_at,
+                    "stored_at": now,
+                }
+                for (trial_id, iteration), result in batch.items()
+            ]
+            stmt = (
+                self._insert(RESULTS)
+                .on_conflict_do_nothing(index_elements=["study_id", "trial_pk", "iteration"])
+                .returning(RESULTS.c.trial_pk, RESULTS.c.iteration)
+            )
+            inserted = session.execute(stmt, rows).all()
+            if not inserted:
+                return 0
+            by_pk = {row.id: (trial_id, row) for trial_id, row in trials.items()}
+            fresh: dict[int, list[tuple[int, object]]] = {}
+            for trial_pk, iteration in inserted:
+                trial_id = by_pk[trial_pk][0]
+                value = batch[(trial_id, iteration)].metrics.get(study.metric)
+                fresh.setdefault(trial_pk, []).append((iteration, value))
+            params = []
+            for trial_pk, new_rows in fresh.items():
+                row = by_pk[trial_pk][1]
+                stats = apply_results(
+                    TrialStats(row.num_results, row.last_iteration, row.last_value, row.best_value),
+                    new_rows,
+                    mode=study.mode,
+                )
+                state = (
+                    TrialState.RUNNING.value if row.state == TrialState.PENDING.value else row.state
+                )
+                params.append(
+                    {
+                        "b_pk": trial_pk,
+                        "b_state": state,
+                        "b_num_results": stats.num_results,
+                        "b_last_iteration": stats.last_iteration,
+                        "b_last_value": stats.last_value,
+                        "b_best_value": stats.best_value,
+                    }
+                )
+            session.execute(_UPDATE_TRIAL_STATS, params)
+            session.execute(
+                update(STUDIES)
+                .where(STUDIES.c.id == study_id)
+                .values(num_results=STUDIES.c.num_results + len(inserted))
+            )
+            return len(inserted)
+
+    def _trials_for_results(
+        self, session: Session, study_id: int, trial_ids: Iterable[str]
+    ) -> dict[str, Any]:
+        """The batch's trials by trial id; unknown ones are created RUNNING, empty config."""
+        ids = list(dict.fromkeys(trial_ids))
+        found: dict[str, Any] = {
+            row.trial_id: row
+            for row in _select_trials(session, study_id, ids, *_TRIAL_STATS_COLUMNS)
+        }
+        missing = [trial_id for trial_id in ids if trial_id not in found]
+        if missing:
+            now = utcnow()
+            new = [_new_trial(study_id, t, TrialState.RUNNING, None, now) for t in missing]
+            _number_trials(session, study_id, new)
+            for row in session.execute(insert(TRIALS).returning(*_TRIAL_STATS_COLUMNS), new):
+                found[row.trial_id] = row
+        return found
+
+    def list_trials(
+        self,
+        study_id: int,
+        *,
+        state: TrialState | None = None,
+        limit: int = 100,
+        offset: int = 0,
+        order: str = "number",
+    ) -> Page:
+        _check_paging(limit, offset)
+        if order not in ("number", "best"):
+            raise ValueError(f"order must be 'number' or 'best', not {order!r}")
+        with self._session() as session:
+            study = _study_row(session, study_id)
+            where = [TRIALS.c.study_id == study_id]
+            if state is not None:
+                where.append(TRIALS.c.state == TrialState(state).value)
+            total = _count_trials(session, study_id, where)
+            if order == "number":
+                query = select(TRIALS).where(*where).order_by(TRIALS.c.number)
+                rows = list(session.execute(query.limit(limit).offset(offset)))
+            else:
+                rows = _trials_by_best(session, where, study.mode, limit, offset)
+            items = tuple(to_record.trial_record(row) for row in rows)
+        return Page(items=items, total=total, limit=limit, offset=offset)
+
+    def get_trial(self, study_id: int, trial_id: str) -> TrialRecord:
+        with self._session() as session:
+            row = _trial_row(session, study_id, trial_id)
+            return to_record.trial_record(row)
+
+    def get_results(self, study_id: int, trial_id: str) -> Sequence[ResultRecord]:
+        with self._session() as session:
+            trial = _trial_row(session, study_id, trial_id, TRIALS.c.id)
+            rows = session.execute(
+                select(RESULTS)
+                .where(RESULTS.c.study_id == study_id, RESULTS.c.trial_pk == trial.id)
+                .order_by(RESULTS.c.iteration)
+            )
+            return tuple(to_record.result_record(row, trial_id=trial_id) for row in rows)
+
+    def best_trial(self, study_id: int) -> TrialRecord | None:
+        with self._session() as session:
+            study = _study_row(session, study_id, STUDIES.c.mode)
+            row = _best_trial_row(session, study_id, study.mode)
+            return None if row is None else to_record.trial_record(row)
+
+    def count_results(self, study_id: int) -> int:
+        with self._session() as session:
+            return int(_study_row(session, study_id, STUDIES.c.num_results).num_results)
+
+    # --- lifecycle --------------------------------------------------------------------
+    def ping(self) -> None:
+        with self._session() as session:
+            session.execute(text("SELECT 1"))
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+
+_UPDATE_TRIAL_STATS = (
+    update(TRIALS)
+    .where(TRIALS.c.id == bindparam("b_pk"))
+    .values(
+        state=bindparam("b_state"),
+        num_results=bindparam("b_num_results"),
+        last_iteration=bindparam("b_last_iteration"),
+        last_value=bindparam("b_last_value"),
+        best_value=bindparam("b_best_value"),
+    )
+)
+
+
+def _engine_or_unavailable(url: str) -> Engine:
+    try:
+        return create_store_engine(url)
+    except OSError as error:
+        raise StoreUnavailable(f"cannot create the database's directory: {error}") from error
+
+
+def _check_paging(limit: int, offset: int) -> None:
+    if limit < 0 or offset < 0:
+        raise ValueError("limit and offset must not be negative")
+
+
+def _study_row(session: Session, study_id: int, *columns: Any, lock: bool = False) -> Row[Any]:
+    query: Select[Any] = select(*columns) if columns else select(STUDIES)
+    query = query.where(STUDIES.c.id == study_id)
+    if lock:
+        query = query.with_for_update()
+    row = session.execute(query).first()
+    if row is None:
+        raise StudyNotFound(study_id)
+    return row
+
+
+def _trial_row(session: Session, study_id: int, trial_id: str, *columns: Any) -> Row[Any]:
+    query: Select[Any] = select(*columns) if columns else select(TRIALS)
+    row = session.execute(
+        query.where(TRIALS.c.study_id == study_id, TRIALS.c.trial_id == trial_id)
+    ).first()
+    if row is None:
+        _study_row(session, study_id, STUDIES.c.id)
+        raise TrialNotFound(study_id, trial_id)
+    return row
+
+
+def _select_trials(
+    session: Session, study_id: int, trial_ids: Sequence[str], *columns: Any
+) -> Iterator[Row[Any]]:
+    for start in range(0, len(trial_ids), IN_CHUNK):
+        chunk = trial_ids[start : start + IN_CHUNK]
+        yield from session.execute(
+            select(*columns).where(TRIALS.c.study_id == study_id, TRIALS.c.trial_id.in_(chunk))
+        )
+
+
+def _new_trial(
+    study_id: int,
+    trial_id: str,
+    state: TrialState,
+    config: Mapping[str, Any] | None,
+    now: Any,
+) -> dict[str, Any]:
+    return {
+        "study_id": study_id,
+        "trial_id": trial_id,
+        "number": -1,  # set by _number_trials
+        "config": dict(config or {}),
+        "state": state.value,
+        "error": None,
+        "last_value": None,
+        "best_value": None,
+        "num_results": 0,
+        "last_iteration": None,
+        "created_at": now,
+        "finished_at": now if state.is_finished else None,
+    }
+
+
+def _number_trials(session: Session, study_id: int, new: Iterable[dict[str, Any]]) -> None:
+    """Number new trials after the study's last one. Callers hold the study's row lock."""
+    last = session.scalar(select(func.max(TRIALS.c.number)).where(TRIALS.c.study_id == study_id))
+    number = -1 if last is None else last
+    for values in new:
+        number += 1
+        values["number"] = number
+
+
+def _apply_update(values: dict[str, Any], upd: TrialUpdate, state: TrialState, now: Any) -> None:
+    """Apply one runner update to a trial's pending column values (new or changed)."""
+    current = TrialState(values["state"])
+    if current.is_finished and not state.is_finished:
+        return  # a late PENDING/RUNNING for a finished trial: ignored
+    if state != current:
+        values["state"] = state.value
+        if state.is_finished and not current.is_finished:
+            values["finished_at"] = now
+    if upd.error is not None:
+        values["error"] = upd.error
+    if upd.config is not None:
+        values["config"] = dict(upd.config)
+
+
+def _best_trial_row(session: Session, study_id: int, mode: str) -> Row[Any] | None:
+    """Two index lookups: the best value, then the first trial holding it. Ties go to
+    the lowest id, which is the lowest number too (both follow insertion order under the
+    study's row lock); ordering by id keeps SQLite on the (study_id, best_value) index,
+    whose entries end with the row id, where ``ORDER BY number`` made it walk all trials."""
+    best = func.min(TRIALS.c.best_value) if mode == "min" else func.max(TRIALS.c.best_value)
+    value = session.scalar(select(best).where(TRIALS.c.study_id == study_id))
+    if value is None:
+        return None
+    return session.execute(
+        select(TRIALS)
+        .where(TRIALS.c.study_id == study_id, TRIALS.c.best_value == value)
+        .order_by(TRIALS.c.id)
+        .limit(1)
+    ).first()
+
+
+def _count_trials(session: Session, study_id: int, where: list[Any]) -> int:
+    """How many trials match; all of a study's trials is max(number) + 1, as numbers are
+    dense (trials are only ever added, numbered under the study's row lock)."""
+    if len(where) == 1:
+        last = session.scalar(
+            select(func.max(TRIALS.c.number)).where(TRIALS.c.study_id == study_id)
+        )
+        return 0 if last is None else int(last) + 1
+    return session.scalar(select(func.count()).select_from(TRIALS).where(*where)) or 0
+
+
+def _trials_by_best(
+    session: Session, where: list[Any], mode: str, limit: int, offset: int
+) -> list[Row[Any]]:
+    """A page of trials, best first, trials without a value last (ties and the valueless
+    part in number order). Two queries instead of one ``NULLS LAST`` sort, so each part
+    walks an index. The valueless part is ordered by id, which is number order within a
+    study (both follow insertion under the study's row lock) but lets SQLite read it in
+    order from the best_value indexes, whose entries end with the row id."""
+    valued = [*where, TRIALS.c.best_value.is_not(None)]
+    key = TRIALS.c.best_value.asc() if mode == "min" else TRIALS.c.best_value.desc()
+    rows = list(
+        session.execute(
+            select(TRIALS).where(*valued).order_by(key, TRIALS.c.number).limit(limit).offset(offset)
+        )
+    )
+    if len(rows) >= limit:
+        return rows
+    num_valued = session.scalar(select(func.count()).select_from(TRIALS).where(*valued)) or 0
+    rest = session.execute(
+        select(TRIALS)
+        .where(*where, TRIALS.c.best_value.is_(None))
+        .order_by(TRIALS.c.id)
+        .limit(limit - len(rows))
+        .offset(max(0, offset - num_valued))
+    )
+    return rows + list(rest)

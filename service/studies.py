@@ -1,0 +1,122 @@
+"""Study use cases: create-and-launch, stop, delete, and keeping studies in step with their Ray jobs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from search_spaces import InvalidSpec, parse_space
+from service.errors import LaunchError
+from service.launcher import JobState, RayJobLauncher
+from service.spec import spec_from_mapping
+from service.store import (
+    InvalidTransition,
+    StudyRecord,
+    StudyStatus,
+    StudyStore,
+    TrialState,
+    TrialUpdate,
+)
+from service.validation import ValidatedStudy, validate_study
+
+log = logging.getLogger(__name__)
+
+
+def trial_budget(spec: Mapping[str, Any]) -> int:
+    """How many trials a stored spec runs at most (a grid runs each point num_samples times)."""
+    num_samples = int(spec.get("num_samples") or 1)
+    space = spec.get("search_space")
+    if not space:
+        return num_samples
+    algorithm = (spec.get("algorithm") or {}).get("name", "random")
+    if algorithm not in ("random", "grid"):
+        return num_samples
+    try:
+        grid = parse_space(space).grid_size(algorithm)
+    except InvalidSpec:
+        return num_samples
+    return (grid or 1) * num_samples
+
+
+class StudyService:
+    def __init__(self, store: StudyStore, launcher: RayJobLauncher, *, validate_capacity: bool = True):
+        self.store = store
+        self.launcher = launcher
+        self.validate_capacity = validate_capacity
+
+    def validate(self, document: Mapping[str, Any]) -> ValidatedStudy:
+        """Every check before anything is stored. Raises InvalidSpec, RayUnavailable."""
+        spec = spec_from_mapping(dict(document))
+        capacity = self.launcher.capacity() if self.validate_capacity else None
+        return validate_study(spec, capacity)
+
+    def create(self, document: Mapping[str, Any], owner: str = "local") -> StudyRecord:
+        """Validate, store and launch a study. Raises InvalidSpec, RayUnavailable, LaunchError
+        (the study is then stored as FAILED with the reason)."""
+        study = self.validate(document)
+        record = self.store.create_study(
+            name=study.spec.name,
+            spec=study.spec.model_dump(mode="json"),
+            metric=study.metric,
+            mode=study.mode,
+            owner=owner,
+        )
+        try:
+            job_id = self.launcher.submit(record.id, record.name)
+        except Exception as error:
+            self.store.transition_study(record.id, StudyStatus.FAILED, error=f"launch failed: {error}")
+            raise LaunchError(str(error)) from error
+        self.store.set_ray_job(record.id, job_id=job_id, dashboard_url=self.launcher.job_url(job_id))
+        return self.store.get_study(record.id)
+
+    def stop(self, study_id: int) -> StudyRecord:
+        """Stop a pending or running study; its running trials end. Raises StudyNotFound,
+        InvalidTransition (already finished)."""
+        record = self.store.transition_study(study_id, StudyStatus.STOPPED)
+        if record.ray_job_id:
+            try:
+                self.launcher.stop(record.ray_job_id)
+            except Exception as error:  # the status is already STOPPED; the monitor retries
+                log.warning("could not stop Ray job %s: %s", record.ray_job_id, error)
+        return record
+
+    def delete(self, study_id: int) -> None:
+        """Delete a finished study. Raises StudyNotFound, InvalidTransition."""
+        self.store.delete_study(study_id)
+
+    def reconcile(self) -> None:
+        """Bring unfinished studies in line with their Ray jobs (called periodically)."""
+        for status in (StudyStatus.PENDING, StudyStatus.RUNNING):
+            for record in self.store.list_studies(status=status, limit=10_000).items:
+                if record.ray_job_id:
+                    self._reconcile_one(record)
+
+    def _reconcile_one(self, record: StudyRecord) -> None:
+        job = self.launcher.info(record.ray_job_id or "")
+        if not job.state.is_terminal:
+            return
+        current = self.store.get_study(record.id)
+        if current.status.is_terminal:
+            return
+        # The job ended but the runner did not record an outcome: its driver died.
+        reason = {
+            JobState.SUCCEEDED: "the study's Ray job ended without recording an outcome",
+            JobState.MISSING: "the study's Ray job is gone from the cluster",
+        }.get(job.state, f"the study's Ray job {job.state.value.lower()}: {job.message or ''}")
+        logs = self.launcher.logs_tail(job.job_id)
+        error = f"{reason}\n{logs}".strip()
+        try:
+            self.store.transition_study(record.id, StudyStatus.FAILED, error=error)
+        except InvalidTransition:
+            return
+        self._close_open_trials(record.id)
+
+    def _close_open_trials(self, study_id: int) -> None:
+        updates = [
+            TrialUpdate(trial.trial_id, TrialState.ERROR, error="the study's Ray job ended")
+            for state in (TrialState.PENDING, TrialState.RUNNING)
+            for trial in self.store.list_trials(study_id, state=state, limit=100_000).items
+        ]
+        if updates:
+            self.store.upsert_trials(study_id, updates)

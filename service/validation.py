@@ -1,0 +1,192 @@
+"""Cross-field validation of a study spec: trainable, metric, space vs algorithm, scheduler, resources."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from search_spaces import InvalidSpec, SearchSpace, parse_space
+from service.spec import StudySpec
+from trainables import TrainableSpec, TrialResources, UnknownTrainable, get_trainable, list_trainables
+
+Loc = tuple[str | int, ...]
+
+MULTI_FIDELITY_SCHEDULERS = frozenset({"asha", "hyperband", "median"})
+
+
+@dataclass(frozen=True)
+class ClusterCapacity:
+    """What the Ray cluster can ever give one trial (summed over alive nodes)."""
+
+    cpus: float
+    gpus: float
+
+
+@dataclass(frozen=True)
+class ValidatedStudy:
+    """A spec that passed every check, with what the runner needs already resolved."""
+
+    spec: StudySpec
+    trainable: TrainableSpec
+    space: SearchSpace
+    metric: str
+    mode: str
+    resources: TrialResources
+    fixed_config: Mapping[str, Any]  # trainable defaults overlaid with the study's config
+    max_t: int | None  # fidelity budget of one trial, for multi-fidelity schedulers
+
+    @property
+    def trial_budget(self) -> int:
+        """How many trials the study runs at most."""
+        algorithm = self.spec.algorithm.name
+        if algorithm in ("random", "grid"):
+            return (self.space.grid_size(algorithm) or 1) * self.spec.num_samples
+        return self.spec.num_samples
+
+
+def validate_study(spec: StudySpec, capacity: ClusterCapacity | None = None) -> ValidatedStudy:
+    """Every check that needs more than one field. Raises InvalidSpec listing every problem."""
+    problems: list[tuple[Loc, str]] = []
+    try:
+        trainable = get_trainable(spec.trainable)
+    except UnknownTrainable:
+        known = ", ".join(sorted(t.name for t in list_trainables()))
+        raise InvalidSpec(
+            ("trainable",), f"unknown trainable {spec.trainable!r}; known: {known}"
+        ) from None
+
+    metric = spec.metric or trainable.default_metric
+    mode = spec.mode or (trainable.default_mode if metric == trainable.default_metric else None)
+    if metric not in trainable.metrics:
+        problems.append(
+            (
+                ("metric",),
+                f"trainable {trainable.name!r} does not report {metric!r}; "
+                f"it reports: {', '.join(trainable.metrics)}",
+            )
+        )
+    if mode is None:
+        problems.append((("mode",), f"say whether {metric!r} is to be minimised or maximised"))
+
+    space_document = spec.search_space or dict(trainable.default_search_space)
+    space: SearchSpace | None = None
+    try:
+        space = parse_space(space_document)
+        space.check_algorithm(spec.algorithm.name)
+    except InvalidSpec as error:
+        problems.extend((("search_space", *loc), msg) for loc, msg in error.errors)
+
+    problems.extend(_check_scheduler(spec, trainable))
+    for key in spec.config:
+        if key in space_document:
+            problems.append(
+                (("config", key), f"{key!r} is also a search_space parameter; keep it in one place")
+            )
+
+    resources = TrialResources(
+        num_workers=spec.resources.num_workers,
+        use_gpu=spec.resources.use_gpu,
+        cpus_per_worker=spec.resources.cpus_per_worker,
+        tensor_parallel=spec.resources.tensor_parallel,
+    )
+    problems.extend(_check_resources(spec, trainable, capacity))
+    fixed_config = {**trainable.default_config, **spec.config}
+    if trainable.validate is not None:
+        problems.extend(trainable.validate(fixed_config, resources))
+
+    max_t = spec.scheduler.max_t
+    if max_t is None and trainable.fidelity_key:
+        budget = fixed_config.get(trainable.fidelity_key)
+        max_t = int(budget) if isinstance(budget, int | float) and budget >= 1 else None
+    if spec.scheduler.name in MULTI_FIDELITY_SCHEDULERS and max_t is None:
+        problems.append((("scheduler", "max_t"), "set max_t, the iterations of a full trial"))
+    if max_t is not None and spec.scheduler.grace_period > max_t:
+        problems.append(
+            (("scheduler", "grace_period"), f"must be <= max_t ({max_t}), got {spec.scheduler.grace_period}")
+        )
+
+    if problems or space is None:
+        raise InvalidSpec.many(problems)
+    assert mode is not None
+    return ValidatedStudy(
+        spec=spec,
+        trainable=trainable,
+        space=space,
+        metric=metric,
+        mode=mode,
+        resources=resources,
+        fixed_config=fixed_config,
+        max_t=max_t,
+    )
+
+
+def _check_scheduler(spec: StudySpec, trainable: TrainableSpec) -> list[tuple[Loc, str]]:
+    algorithm, scheduler = spec.algorithm.name, spec.scheduler.name
+    problems: list[tuple[Loc, str]] = []
+    if algorithm == "bohb" and scheduler != "hyperband":
+        problems.append(
+            (
+                ("scheduler", "name"),
+                f"BOHB needs the multi-fidelity scheduler 'hyperband' (HyperBandForBOHB), "
+                f"got {scheduler!r}",
+            )
+        )
+    if scheduler in MULTI_FIDELITY_SCHEDULERS and trainable.fidelity_key is None:
+        problems.append(
+            (
+                ("scheduler", "name"),
+                f"{scheduler!r} stops trials early, but trainable {trainable.name!r} reports "
+                "only once; use 'fifo'",
+            )
+        )
+    if algorithm == "grid" and spec.stop.time_budget_s is None and spec.num_samples > 1_000:
+        problems.append((("num_samples",), "grid repeats the whole grid num_samples times; too many"))
+    return problems
+
+
+def _check_resources(
+    spec: StudySpec, trainable: TrainableSpec, capacity: ClusterCapacity | None
+) -> list[tuple[Loc, str]]:
+    res = spec.resources
+    problems: list[tuple[Loc, str]] = []
+    if not trainable.uses_train_workers and res.num_workers != 1:
+        problems.append(
+            (
+                ("resources", "num_workers"),
+                f"trainable {trainable.name!r} runs in one process; num_workers must be 1",
+            )
+        )
+    if res.tensor_parallel != 1 and not getattr(trainable, "supports_tensor_parallel", False):
+        problems.append(
+            (
+                ("resources", "tensor_parallel"),
+                f"trainable {trainable.name!r} does not support tensor parallelism",
+            )
+        )
+    if res.num_workers % res.tensor_parallel:
+        problems.append(
+            (
+                ("resources", "tensor_parallel"),
+                f"must divide num_workers ({res.num_workers}), got {res.tensor_parallel}",
+            )
+        )
+    if capacity is None:
+        return problems
+    cpus_needed = res.num_workers * res.cpus_per_worker
+    if cpus_needed > capacity.cpus + 1e-9:
+        problems.append(
+            (
+                ("resources",),
+                f"one trial needs {cpus_needed:g} CPUs ({res.num_workers} workers x "
+                f"{res.cpus_per_worker:g}); the Ray cluster has {capacity.cpus:g}",
+            )
+        )
+    if res.use_gpu and res.num_workers > capacity.gpus + 1e-9:
+        problems.append(
+            (
+                ("resources", "use_gpu"),
+                f"one trial needs {res.num_workers} GPUs; the Ray cluster has {capacity.gpus:g}",
+            )
+        )
+    return problems

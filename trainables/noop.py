@@ -1,0 +1,64 @@
+"""A trainable that only sleeps and reports: measures the service's and Tune's overhead."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from trainables.checks import int_at_least, is_number, number_in, single_process
+from trainables.registry import Problem, TrainableSpec, TrialResources, register
+from trainables.tune_state import load_state, report_with_state
+
+
+def noop_loss(config: Mapping[str, Any], t: int, iterations: int) -> float:
+    """Sum of squares of the numeric ``x*`` parameters, plus ``1 - t/iterations``."""
+    sum_sq = sum(
+        float(value) ** 2
+        for key, value in config.items()
+        if key.startswith("x") and is_number(value)
+    )
+    return sum_sq + (1.0 - t / iterations)
+
+
+def run(config: dict[str, Any], resources: TrialResources) -> None:
+    iterations = int(config["iterations"])
+    sleep_s = float(config["sleep_s"])
+    checkpoint = bool(config.get("checkpoint", False))
+    state = load_state() if checkpoint else None
+    start = int(state["iteration"]) if state else 0
+    for t in range(start + 1, iterations + 1):
+        if sleep_s > 0:
+            time.sleep(sleep_s)
+        metrics = {"loss": noop_loss(config, t, iterations), "epoch": t}
+        report_with_state(metrics, {"iteration": t} if checkpoint else None)
+
+
+def validate(config: Mapping[str, Any], resources: TrialResources) -> list[Problem]:
+    problems = single_process("noop", resources)
+    problems += int_at_least(config, "iterations", 1)
+    problems += number_in(config, "sleep_s", 0.0, float("inf"))
+    if "checkpoint" in config and not isinstance(config["checkpoint"], bool):
+        problems.append((("config", "checkpoint"), "must be true or false"))
+    return problems
+
+
+SPEC = register(
+    TrainableSpec(
+        name="noop",
+        description=(
+            "Sleeps `sleep_s` and reports a deterministic `loss` each of `iterations` "
+            "iterations (sum of squares of numeric x* parameters + 1 - t/iterations); "
+            "checkpoints only with `checkpoint: true`. For overhead benchmarks."
+        ),
+        metrics=("loss", "epoch"),
+        default_metric="loss",
+        default_mode="min",
+        default_search_space={"x": {"type": "uniform", "low": -1.0, "high": 1.0}},
+        default_config={"iterations": 10, "sleep_s": 0.1, "checkpoint": False},
+        fidelity_key="iterations",
+        uses_train_workers=False,
+        fn=run,
+        validate=validate,
+    )
+)

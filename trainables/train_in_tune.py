@@ -1,0 +1,189 @@
+"""Run a Ray Train ``TorchTrainer`` inside a Tune trial, with Tune-visible checkpoints.
+
+The trial function builds and fits a Train V2 ``TorchTrainer`` (the pattern Ray 2.60
+documents for Train inside Tune). Ray's ``TuneReportCallback`` forwards each Train result
+to Tune but only as metrics, with the checkpoint's path as one more metric: Tune never
+holds a checkpoint of the trial, so a trial that HyperBand pauses restarts with
+``training_iteration`` 1 and the scheduler's budgets go wrong. ``ForwardToTrial`` here
+forwards the same results, and the trial function reports each one with a pointer
+checkpoint (see ``pointer_checkpoint``): Tune restores the trial's iteration count from
+it, and the new ``TorchTrainer`` hands the pointed-to Train checkpoint to its workers
+(``train_loop_config[RESUME_KEY]``), which continue from the saved epoch.
+
+Each ``TorchTrainer`` is a new Train run stored under the Tune trial's directory, named
+after the trial and the iteration it starts from, so concurrent trials never collide and
+a resumed trial does not pick up checkpoints newer than the one Tune saw.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow.fs
+import ray
+import ray.train
+from ray import tune
+from ray.train.v2.api.callback import UserCallback
+from ray.train.v2.api.config import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.v2.torch.torch_trainer import TorchTrainer  # = ray.train.torch.TorchTrainer (V2)
+from ray.util.queue import Empty, Queue
+
+from trainables import pointer_checkpoint
+from trainables.registry import TrialResources
+
+logger = logging.getLogger(__name__)
+
+# train_loop_config key holding the ray.train.Checkpoint to resume from (or None).
+RESUME_KEY = "resume_from_checkpoint"
+# Tune may lag Train by up to 2 registered checkpoints (one waiting in the queue, one
+# waiting to be put); keep a margin so the one Tune points at is never deleted.
+KEEP_TRAIN_CHECKPOINTS = 4
+_POLL_S = 0.5
+_ABORT_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class _Result:
+    metrics: dict[str, Any]
+    checkpoint: ray.train.Checkpoint | None
+    controller: Any  # the Train controller's actor handle
+
+
+class ForwardToTrial(UserCallback):
+    """Runs in the Train controller: hands every consolidated report to the trial function."""
+
+    def __init__(self, queue: Queue) -> None:
+        self._queue = queue
+
+    def after_report(
+        self,
+        run_context: Any,
+        metrics: list[dict[str, Any]],
+        checkpoint: ray.train.Checkpoint | None,
+    ) -> None:
+        controller = ray.get_runtime_context().current_actor
+        # Blocks while the trial has not taken the previous result: Tune's pace.
+        self._queue.put(_Result(dict(metrics[0]), checkpoint, controller))
+
+
+def scaling_config(resources: TrialResources) -> ScalingConfig:
+    per_worker: dict[str, float] = {"CPU": resources.cpus_per_worker}
+    if resources.use_gpu:
+        per_worker["GPU"] = 1
+    return ScalingConfig(
+        num_workers=resources.num_workers,
+        use_gpu=resources.use_gpu,
+        resources_per_worker=per_worker,
+    )
+
+
+def train_storage() -> tuple[str, pyarrow.fs.FileSystem | None]:
+    """Where this trial's Train runs keep their checkpoints: ``<trial dir>/train``.
+
+    The trial's directory on Tune's storage (shared by all nodes when the Tuner's storage
+    is), read from the Tune session; the local trial directory if that is unavailable.
+    """
+    try:
+        from ray.train._internal.session import get_session
+
+        session = get_session()
+        assert session is not None, "not in a Tune trial"
+        storage = session.storage
+        return f"{storage.trial_fs_path}/train", storage.storage_filesystem
+    except Exception:  # a Ray without these internals: fall back to the public API
+        return f"{tune.get_context().get_trial_dir()}/train", None
+
+
+def fit_in_tune(
+    train_loop_per_worker: Callable[[dict[str, Any]], None],
+    loop_config: Mapping[str, Any],
+    resources: TrialResources,
+) -> None:
+    """Fit a ``TorchTrainer`` inside the current Tune trial, reporting every result to Tune."""
+    storage_path, filesystem = train_storage()
+    resume = pointer_checkpoint.resume_point(filesystem)
+    iteration = resume.iteration if resume else 0
+    trial_id = tune.get_context().get_trial_id()
+    queue = Queue(maxsize=1, actor_options={"num_cpus": 0})
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={**loop_config, RESUME_KEY: resume.checkpoint if resume else None},
+        scaling_config=scaling_config(resources),
+        run_config=RunConfig(
+            name=f"{trial_id}-from{iteration:04d}-{uuid.uuid4().hex[:6]}",
+            storage_path=storage_path,
+            storage_filesystem=filesystem,
+            callbacks=[ForwardToTrial(queue)],
+            checkpoint_config=CheckpointConfig(num_to_keep=KEEP_TRAIN_CHECKPOINTS),
+            # Failures go to Tune, which retries from the trial's latest checkpoint.
+            failure_config=FailureConfig(max_failures=0),
+        ),
+    )
+    fit = _FitThread(trainer)
+    fit.start()
+    controller = None
+    try:
+        while (result := _next_result(queue, fit)) is not None:
+            controller = result.controller
+            iteration += 1
+            pointer_checkpoint.report(result.metrics, result.checkpoint, iteration)
+        fit.join()
+        if fit.error is not None:
+            raise fit.error
+    except BaseException:
+        # Tune stopping or pausing the trial arrives here as SystemExit from tune.report.
+        _abort(controller, queue)
+        raise
+    finally:
+        with suppress(Exception):
+            queue.shutdown(force=True)
+
+
+class _FitThread(threading.Thread):
+    def __init__(self, trainer: TorchTrainer) -> None:
+        super().__init__(name="hpo-train-fit", daemon=True)
+        self._trainer = trainer
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._trainer.fit()
+        except BaseException as error:
+            self.error = error
+
+
+def _next_result(queue: Queue, fit: _FitThread) -> _Result | None:
+    """The next Train result; None once the run has ended and every result was taken."""
+    while True:
+        try:
+            return queue.get(timeout=_POLL_S)  # type: ignore[no-any-return]
+        except Empty:
+            if fit.is_alive():
+                continue
+        # The run has ended, so every result was put before; take the last one, if any.
+        try:
+            return queue.get_nowait()  # type: ignore[no-any-return]
+        except Empty:
+            return None
+
+
+def _abort(controller: Any, queue: Queue) -> None:
+    """Stop the Train run: free a controller blocked on the queue, then abort it."""
+    with suppress(Exception):
+        queue.get_nowait()
+    if controller is None:
+        return  # no report yet; the controller dies with the trial's actor
+    try:
+        ray.get(controller.abort.remote(), timeout=_ABORT_TIMEOUT_S)
+    except ray.exceptions.RayActorError:
+        pass  # abort() ends the controller's process: this is success
+    except Exception:
+        logger.warning("Train controller did not abort; killing it", exc_info=True)
+        with suppress(Exception):
+            ray.kill(controller)
