@@ -62,7 +62,9 @@ def run_bare(address: str, num_trials: int, storage: str) -> dict[str, Any]:
     reported = 0
 
     class Count(tune.Callback):
-        def on_trial_result(self, iteration: int, trials: Any, trial: Any, result: Any, **info: Any) -> None:
+        def on_trial_result(
+            self, iteration: int, trials: Any, trial: Any, result: Any, **info: Any
+        ) -> None:
             nonlocal reported
             reported += 1
 
@@ -97,7 +99,9 @@ def run_service(jobs_address: str, num_trials: int, home: Path) -> dict[str, Any
         "HPO_RUNNER_PYTHON": sys.executable,
     }
     log = (home / "service.log").open("wb")
-    server = subprocess.Popen([sys.executable, "-m", "service", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "service", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+    )
     try:
         with HpoClient(f"http://127.0.0.1:{port}", timeout_s=60) as client:
             deadline = time.monotonic() + 120
@@ -138,7 +142,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trials", type=int, default=200)
     parser.add_argument("--quick", action="store_true", help="40 trials instead of 200")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "overhead.json")
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "benchmarks" / "results" / "overhead.json"
+    )
     args = parser.parse_args()
     num_trials = 40 if args.quick else args.trials
     minimum = num_trials * RESULTS_PER_TRIAL * SECONDS_PER_RESULT / CONCURRENCY
@@ -173,9 +179,13 @@ def main() -> int:
     print()
     print("| run | wall (s) | / minimum | trials | results stored |")
     print("| --- | --- | --- | --- | --- |")
-    print(f"| bare Tuner (reuse_actors) | {bare['wall_s']:.1f} | {bare['wall_s'] / minimum:.3f} | {bare['trials']} | - |")
+    bare_ratio, served_ratio = bare["wall_s"] / minimum, served["wall_s"] / minimum
     print(
-        f"| service (POST → COMPLETED) | {served['wall_s']:.1f} | {served['wall_s'] / minimum:.3f} | "
+        f"| bare Tuner (reuse_actors) | {bare['wall_s']:.1f} | {bare_ratio:.3f} | "
+        f"{bare['trials']} | - |"
+    )
+    print(
+        f"| service (POST → COMPLETED) | {served['wall_s']:.1f} | {served_ratio:.3f} | "
         f"{served['trials']} | {served['results_stored']}/{expected_results} |"
     )
     print(f"\nservice / bare = {report['service_over_bare']:.3f}; minimum = {minimum:.0f} s")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -24,7 +23,8 @@ console = Console()
 err_console = Console(stderr=True)
 
 UrlOption = Annotated[
-    str | None, typer.Option("--url", envvar="HPO_URL", help="Service URL (default http://127.0.0.1:8000).")
+    str | None,
+    typer.Option("--url", envvar="HPO_URL", help="Service URL (default http://127.0.0.1:8000)."),
 ]
 TERMINAL = {"COMPLETED", "FAILED", "STOPPED"}
 
@@ -43,7 +43,9 @@ def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return function(*args, **kwargs)
     except ApiError as error:
-        raise _fail(f"the service answered {error.status_code}:\n{format_detail(error.detail)}") from None
+        raise _fail(
+            f"the service answered {error.status_code}:\n{format_detail(error.detail)}"
+        ) from None
     except ServiceUnreachable as error:
         raise _fail(f"{error}\nstart it with `hpo serve` or set HPO_URL") from None
 
@@ -84,7 +86,9 @@ def follow_study(client: HpoClient, study_id: int, poll_s: float = 1.0) -> Study
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task("trials", total=study.budget, sid=study.id, status=study.status, running=0, best="-")
+        task = progress.add_task(
+            "trials", total=study.budget, sid=study.id, status=study.status, running=0, best="-"
+        )
         while True:
             counts = study.trial_counts
             finished = sum(counts.get(state, 0) for state in ("TERMINATED", "ERROR", "PRUNED"))
@@ -134,14 +138,23 @@ def demo(
 
 @app.command()
 def submit(
-    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True, help="Study spec (YAML or JSON).")],
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Show progress until the study ends.")] = False,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True, dir_okay=False, readable=True, help="Study spec (YAML or JSON)."
+        ),
+    ],
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Show progress until the study ends.")
+    ] = False,
     url: UrlOption = None,
 ) -> None:
     """Submit a study spec."""
     with _client(url) as client:
         study = _call(client.submit, file)
-        console.print(f"submitted study [bold]{study.id}[/bold] ({study.name}), status {study.status}")
+        console.print(
+            f"submitted study [bold]{study.id}[/bold] ({study.name}), status {study.status}"
+        )
         if follow:
             study = follow_study(client, study.id)
             print_study(study, client.base_url)
@@ -166,12 +179,19 @@ def studies(
 ) -> None:
     """List studies, newest first."""
     with _client(url) as client:
-        page = _call(client.studies, status=status.upper() if status else None, limit=limit, offset=offset)
+        page = _call(
+            client.studies, status=status.upper() if status else None, limit=limit, offset=offset
+        )
     table = Table("id", "name", "status", "trainable", "algorithm", "trials", "best")
     for study in page.items:
         table.add_row(
-            str(study.id), study.name, study.status, study.trainable, study.algorithm,
-            f"{study.num_trials}/{study.budget}", _best_text(study),
+            str(study.id),
+            study.name,
+            study.status,
+            study.trainable,
+            study.algorithm,
+            f"{study.num_trials}/{study.budget}",
+            _best_text(study),
         )
     console.print(table)
     console.print(f"{len(page.items)} of {page.total}")
@@ -197,10 +217,13 @@ def trials(
     table = Table("#", "trial", "state", "best", "last", "iters", "config")
     for trial in page.items:
         table.add_row(
-            str(trial.number), trial.trial_id, trial.state,
+            str(trial.number),
+            trial.trial_id,
+            trial.state,
             "-" if trial.best_value is None else f"{trial.best_value:.6g}",
             "-" if trial.last_value is None else f"{trial.last_value:.6g}",
-            str(trial.last_iteration or 0), str(trial.config),
+            str(trial.last_iteration or 0),
+            str(trial.config),
         )
     console.print(table)
     console.print(f"{len(page.items)} of {page.total}")
@@ -230,8 +253,12 @@ def trainables_command(url: UrlOption = None) -> None:
     table = Table("name", "metrics", "default", "fidelity", "Ray Train workers", "description")
     for item in items:
         table.add_row(
-            item.name, ", ".join(item.metrics), f"{item.default_metric} ({item.default_mode})",
-            item.fidelity_key or "-", "yes" if item.uses_train_workers else "no", item.description,
+            item.name,
+            ", ".join(item.metrics),
+            f"{item.default_metric} ({item.default_mode})",
+            item.fidelity_key or "-",
+            "yes" if item.uses_train_workers else "no",
+            item.description,
         )
     console.print(table)
 
@@ -241,4 +268,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

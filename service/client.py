@@ -63,7 +63,9 @@ class HpoClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as error:
-            raise ServiceUnreachable(f"no hpo service answers at {self.base_url}: {error}") from error
+            raise ServiceUnreachable(
+                f"no hpo service answers at {self.base_url}: {error}"
+            ) from error
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail", response.text)
@@ -75,13 +77,20 @@ class HpoClient:
     # --- studies ---------------------------------------------------------------------
     def submit(self, spec: Mapping[str, Any] | str | Path) -> StudyPublic:
         """Submit a spec: a mapping, YAML/JSON text, or a path to a YAML/JSON file."""
-        if isinstance(spec, Path) or (isinstance(spec, str) and "\n" not in spec and Path(spec).is_file()):
+        if isinstance(spec, Path) or (
+            isinstance(spec, str) and "\n" not in spec and Path(spec).is_file()
+        ):
             text = Path(spec).read_text()
             kind = "application/json" if str(spec).endswith(".json") else "application/yaml"
-            response = self._request("POST", "/api/v1/studies", content=text, headers={"content-type": kind})
+            response = self._request(
+                "POST", "/api/v1/studies", content=text, headers={"content-type": kind}
+            )
         elif isinstance(spec, str):
             response = self._request(
-                "POST", "/api/v1/studies", content=spec, headers={"content-type": "application/yaml"}
+                "POST",
+                "/api/v1/studies",
+                content=spec,
+                headers={"content-type": "application/yaml"},
             )
         else:
             response = self._request("POST", "/api/v1/studies", json=dict(spec))
@@ -91,10 +100,14 @@ class HpoClient:
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         if status:
             params["status"] = status
-        return StudyList.model_validate(self._request("GET", "/api/v1/studies", params=params).json())
+        return StudyList.model_validate(
+            self._request("GET", "/api/v1/studies", params=params).json()
+        )
 
     def study(self, study_id: int) -> StudyPublic:
-        return StudyPublic.model_validate(self._request("GET", f"/api/v1/studies/{study_id}").json())
+        return StudyPublic.model_validate(
+            self._request("GET", f"/api/v1/studies/{study_id}").json()
+        )
 
     def stop(self, study_id: int) -> StudyPublic:
         return StudyPublic.model_validate(

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
-from service.client import ApiError, HpoClient
+from service.client import ApiError, HpoClient, ServiceUnreachable
 from service.ray_local import free_port
 
 DEMO_SPEC_PATH = Path(__file__).resolve().parent.parent / "examples" / "hartmann6-bohb.yaml"
@@ -58,16 +58,21 @@ def run_demo(*, port: int = 8000, keep: bool = False, console: Console | None = 
     env = {**os.environ, "HPO_PORT": str(port), "HPO_HOST": "127.0.0.1", "HPO_HOME": str(home)}
     with log_path.open("ab") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "service", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "service", "serve"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     code = 1
     try:
-        with HpoClient(url) as client:
+        with HpoClient(url, timeout_s=180) as client:
             with console.status("waiting for the service and Ray to be ready"):
                 deadline = time.monotonic() + 240
                 while not client.ready():
                     if server.poll() is not None:
-                        console.print(f"[red]the service exited ({server.returncode}); see {log_path}")
+                        console.print(
+                            f"[red]the service exited ({server.returncode}); see {log_path}"
+                        )
                         return 1
                     if time.monotonic() > deadline:
                         console.print(f"[red]the service was not ready in 240 s; see {log_path}")
@@ -75,15 +80,20 @@ def run_demo(*, port: int = 8000, keep: bool = False, console: Console | None = 
                     time.sleep(0.5)
             try:
                 study = client.submit(demo_spec())
-            except ApiError as error:
+            except (ApiError, ServiceUnreachable) as error:
                 console.print(f"[red]the service refused the demo study: {error}")
                 return 1
-            console.print(f"submitted study {study.id} ({study.name}): BOHB + HyperBand on hartmann6")
+            console.print(
+                f"submitted study {study.id} ({study.name}): BOHB + HyperBand on hartmann6"
+            )
             study = follow_study(client, study.id)
             print_study(study, url)
             if study.best_trial is not None and study.best_trial.best_value is not None:
                 gap = study.best_trial.best_value - HARTMANN6_OPTIMUM
-                console.print(f"best loss {study.best_trial.best_value:.5f}; the known optimum is {HARTMANN6_OPTIMUM} (gap {gap:.4f})")
+                console.print(
+                    f"best loss {study.best_trial.best_value:.5f}; "
+                    f"the known optimum is {HARTMANN6_OPTIMUM} (gap {gap:.4f})"
+                )
             console.print(f"API:           {url}/api/v1/studies/{study.id}")
             console.print(f"page / docs:   {url}/  ({url}/docs)")
             console.print(f"Ray dashboard: {study.ray_dashboard_url}")

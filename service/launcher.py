@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -82,21 +83,33 @@ class RayJobLauncher:
     def job_url(self, job_id: str) -> str:
         return f"{self.dashboard_url}/#/jobs/{job_id}"
 
-    def submit(self, study_id: int, study_name: str) -> str:
+    def submit(self, study_id: int, study_name: str, *, retry_for_s: float = 60.0) -> str:
+        """Submit the study's runner as job ``hpo-study-<id>``. A head that has just
+        started answers "no available agent" until its job agent is up: retry that."""
         job_id = job_id_for(study_id)
-        try:
-            return str(
-                self._jobs().submit_job(
-                    entrypoint=f"{self.runner_python} -m service.runner {study_id}",
-                    submission_id=job_id,
-                    runtime_env={"env_vars": self.env_vars},
-                    metadata={"hpo_study_id": str(study_id), "hpo_study_name": study_name[:200]},
+        deadline = time.monotonic() + retry_for_s
+        while True:
+            try:
+                return str(
+                    self._jobs().submit_job(
+                        entrypoint=f"{self.runner_python} -m service.runner {study_id}",
+                        submission_id=job_id,
+                        runtime_env={"env_vars": self.env_vars},
+                        metadata={
+                            "hpo_study_id": str(study_id),
+                            "hpo_study_name": study_name[:200],
+                        },
+                    )
                 )
-            )
-        except RayUnavailable:
-            raise
-        except Exception as error:
-            raise LaunchError(f"Ray did not accept job {job_id}: {_explain(error, self.jobs_address)}") from error
+            except RayUnavailable:
+                raise
+            except Exception as error:
+                if "try again" in str(error) and time.monotonic() < deadline:
+                    time.sleep(1.0)
+                    continue
+                raise LaunchError(
+                    f"Ray did not accept job {job_id}: {_explain(error, self.jobs_address)}"
+                ) from error
 
     def stop(self, job_id: str) -> bool:
         try:
@@ -138,7 +151,9 @@ class RayJobLauncher:
                 "set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token"
             )
         if answer.status_code != 200:
-            raise RayUnavailable(f"Ray's State API answered {answer.status_code}: {answer.text[:200]}")
+            raise RayUnavailable(
+                f"Ray's State API answered {answer.status_code}: {answer.text[:200]}"
+            )
         nodes = answer.json()["data"]["result"]["result"]
         cpus = gpus = 0.0
         for node in nodes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -53,6 +54,9 @@ class LocalRayHead:
         self.log_path = log_path or state_dir / "ray-head.log"
         self.gcs_port = free_port()
         self.dashboard_port = free_port()
+        # The job agent's HTTP port is fixed (52365) unless set: two heads on one
+        # machine would fight over it and jobs would find "no available agent".
+        self.agent_port = free_port()
         # A temp dir of its own: Ray's job supervisor finds "its" cluster through
         # <temp_dir>/ray_current_cluster, so two heads sharing /tmp/ray would send jobs
         # to whichever started last. Kept short: Ray's socket paths must fit 107 bytes.
@@ -85,6 +89,7 @@ class LocalRayHead:
             "--include-dashboard=true",
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={self.dashboard_port}",
+            f"--dashboard-agent-listen-port={self.agent_port}",
             "--disable-usage-stats",
         ]
         if self.num_cpus:
@@ -106,15 +111,32 @@ class LocalRayHead:
                     f"the local Ray head exited with code {self._process.returncode}; "
                     f"see {self.log_path}"
                 )
+            # Ready once the Jobs API answers and the State API lists this node alive
+            # (before that the cluster looks empty and every study would be refused).
             try:
-                answer = httpx.get(f"{self.dashboard_url}/api/jobs/", headers=headers, timeout=2)
-                if answer.status_code == 200:
-                    return
-            except httpx.HTTPError:
+                jobs = httpx.get(f"{self.dashboard_url}/api/jobs/", headers=headers, timeout=2)
+                nodes = httpx.get(
+                    f"{self.dashboard_url}/api/v0/nodes",
+                    params={"detail": "1"},
+                    headers=headers,
+                    timeout=5,
+                )
+                agent = httpx.get(f"http://127.0.0.1:{self.agent_port}/api/healthz", timeout=2)
+                if (
+                    jobs.status_code == 200
+                    and nodes.status_code == 200
+                    and agent.status_code == 200
+                ):
+                    listed = nodes.json()["data"]["result"]["result"]
+                    if any(node.get("state") == "ALIVE" for node in listed):
+                        return
+            except (httpx.HTTPError, KeyError, ValueError):
                 pass
             time.sleep(0.5)
         self.stop()
-        raise RayUnavailable(f"the local Ray head did not start in {timeout_s:.0f} s; see {self.log_path}")
+        raise RayUnavailable(
+            f"the local Ray head did not start in {timeout_s:.0f} s; see {self.log_path}"
+        )
 
     def stop(self, timeout_s: float = 20.0) -> None:
         """Stop this cluster: SIGINT lets ``ray start --block`` shut its processes down;
@@ -124,10 +146,8 @@ class LocalRayHead:
             return
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                pass
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
                 os.killpg(process.pid, sig)

@@ -83,18 +83,15 @@ class StudySpec(_Strict):
 def parse_spec_document(body: bytes, content_type: str | None) -> dict[str, Any]:
     """Decode a request body (JSON or YAML) into a mapping. Raises InvalidSpec."""
     kind = (content_type or "").split(";")[0].strip().lower()
-    text: str
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as error:
         raise InvalidSpec((), f"the body is not UTF-8 text: {error}") from error
     if not text.strip():
         raise InvalidSpec((), "the body is empty; send a study spec as JSON or YAML")
+    parse = json.loads if kind.endswith("json") else yaml.safe_load  # YAML reads JSON too
     try:
-        if kind.endswith("json"):
-            document = json.loads(text)
-        else:  # YAML is a superset of JSON: it reads both
-            document = yaml.safe_load(text)
+        document = parse(text)
     except (json.JSONDecodeError, yaml.YAMLError) as error:
         what = "JSON" if kind.endswith("json") else "YAML or JSON"
         raise InvalidSpec((), f"the body is not valid {what}: {error}") from error

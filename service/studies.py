@@ -1,4 +1,4 @@
-"""Study use cases: create-and-launch, stop, delete, and keeping studies in step with their Ray jobs."""
+"""Study use cases: create and launch, stop, delete, keep studies in step with Ray jobs."""
 
 from __future__ import annotations
 
@@ -40,7 +40,9 @@ def trial_budget(spec: Mapping[str, Any]) -> int:
 
 
 class StudyService:
-    def __init__(self, store: StudyStore, launcher: RayJobLauncher, *, validate_capacity: bool = True):
+    def __init__(
+        self, store: StudyStore, launcher: RayJobLauncher, *, validate_capacity: bool = True
+    ):
         self.store = store
         self.launcher = launcher
         self.validate_capacity = validate_capacity
@@ -65,9 +67,13 @@ class StudyService:
         try:
             job_id = self.launcher.submit(record.id, record.name)
         except Exception as error:
-            self.store.transition_study(record.id, StudyStatus.FAILED, error=f"launch failed: {error}")
+            self.store.transition_study(
+                record.id, StudyStatus.FAILED, error=f"launch failed: {error}"
+            )
             raise LaunchError(str(error)) from error
-        self.store.set_ray_job(record.id, job_id=job_id, dashboard_url=self.launcher.job_url(job_id))
+        self.store.set_ray_job(
+            record.id, job_id=job_id, dashboard_url=self.launcher.job_url(job_id)
+        )
         return self.store.get_study(record.id)
 
     def stop(self, study_id: int) -> StudyRecord:

@@ -1,4 +1,4 @@
-"""Cross-field validation of a study spec: trainable, metric, space vs algorithm, scheduler, resources."""
+"""Cross-field checks of a study spec: trainable, metric, space vs algorithm, resources."""
 
 from __future__ import annotations
 
@@ -8,7 +8,13 @@ from typing import Any
 
 from search_spaces import InvalidSpec, SearchSpace, parse_space
 from service.spec import StudySpec
-from trainables import TrainableSpec, TrialResources, UnknownTrainable, get_trainable, list_trainables
+from trainables import (
+    TrainableSpec,
+    TrialResources,
+    UnknownTrainable,
+    get_trainable,
+    list_trainables,
+)
 
 Loc = tuple[str | int, ...]
 
@@ -103,7 +109,10 @@ def validate_study(spec: StudySpec, capacity: ClusterCapacity | None = None) -> 
         problems.append((("scheduler", "max_t"), "set max_t, the iterations of a full trial"))
     if max_t is not None and spec.scheduler.grace_period > max_t:
         problems.append(
-            (("scheduler", "grace_period"), f"must be <= max_t ({max_t}), got {spec.scheduler.grace_period}")
+            (
+                ("scheduler", "grace_period"),
+                f"must be <= max_t ({max_t}), got {spec.scheduler.grace_period}",
+            )
         )
 
     if problems or space is None:
@@ -141,7 +150,9 @@ def _check_scheduler(spec: StudySpec, trainable: TrainableSpec) -> list[tuple[Lo
             )
         )
     if algorithm == "grid" and spec.stop.time_budget_s is None and spec.num_samples > 1_000:
-        problems.append((("num_samples",), "grid repeats the whole grid num_samples times; too many"))
+        problems.append(
+            (("num_samples",), "grid repeats the whole grid num_samples times; too many")
+        )
     return problems
 
 

@@ -18,6 +18,7 @@ a resumed trial does not pick up checkpoints newer than the one Tune saw.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -44,6 +45,11 @@ RESUME_KEY = "resume_from_checkpoint"
 # Tune may lag Train by up to 2 registered checkpoints (one waiting in the queue, one
 # waiting to be put); keep a margin so the one Tune points at is never deleted.
 KEEP_TRAIN_CHECKPOINTS = 4
+# Ray Train's controller polls its workers every RAY_TRAIN_HEALTH_CHECK_INTERVAL_S (2 s by
+# default) and takes reports only then: short epochs would each last 2 s. Poll faster
+# unless the operator set it; the controller inherits the trial process's RAY_TRAIN_* vars.
+TRAIN_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+TRAIN_POLL_S = 0.5
 _POLL_S = 0.5
 _ABORT_TIMEOUT_S = 30.0
 
@@ -106,6 +112,7 @@ def fit_in_tune(
     resources: TrialResources,
 ) -> None:
     """Fit a ``TorchTrainer`` inside the current Tune trial, reporting every result to Tune."""
+    os.environ.setdefault(TRAIN_POLL_ENV, str(TRAIN_POLL_S))
     storage_path, filesystem = train_storage()
     resume = pointer_checkpoint.resume_point(filesystem)
     iteration = resume.iteration if resume else 0

@@ -10,7 +10,14 @@ import traceback
 from types import FrameType
 
 from service.settings import get_settings
-from service.store import InvalidTransition, StudyStatus, StudyStore, TrialState, TrialUpdate, open_store
+from service.store import (
+    InvalidTransition,
+    StudyStatus,
+    StudyStore,
+    TrialState,
+    TrialUpdate,
+    open_store,
+)
 
 log = logging.getLogger("service.runner")
 
@@ -24,7 +31,9 @@ def _stop_gracefully_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, forward)
 
 
-def _finish(store: StudyStore, study_id: int, status: StudyStatus, error: str | None = None) -> None:
+def _finish(
+    store: StudyStore, study_id: int, status: StudyStatus, error: str | None = None
+) -> None:
     try:
         store.transition_study(study_id, status, error=error)
     except InvalidTransition as problem:
@@ -39,7 +48,9 @@ def _close_open_trials(store: StudyStore, study_id: int, error: str | None) -> N
         page = store.list_trials(study_id, state=state, limit=100_000)
         for trial in page.items:
             updates.append(
-                TrialUpdate(trial.trial_id, TrialState.ERROR if error else TrialState.PRUNED, error=error)
+                TrialUpdate(
+                    trial.trial_id, TrialState.ERROR if error else TrialState.PRUNED, error=error
+                )
             )
     if updates:
         store.upsert_trials(study_id, updates)
@@ -87,10 +98,11 @@ def run_study(study_id: int) -> int:
         return 1
     writer.close()
     _close_open_trials(store, study_id, error=None)
-    errored = sum(1 for result in results if result.error is not None)
-    if len(results) and errored == len(results):
-        first = next(iter(results)).error
-        _finish(store, study_id, StudyStatus.FAILED, error=f"every trial failed; the first: {first}")
+    if len(results) and results.num_errors == len(results):
+        first = results.errors[0]
+        _finish(
+            store, study_id, StudyStatus.FAILED, error=f"every trial failed; the first: {first}"
+        )
         return 1
     _finish(store, study_id, StudyStatus.COMPLETED)
     return 0

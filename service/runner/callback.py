@@ -113,10 +113,15 @@ class StoreCallback(Callback):
         self._last_sync = now
         for trial in trials:
             state = _TUNE_STATE_TO_STORE.get(trial.status)
-            if state is not None and not self._known.get(trial.trial_id, TrialState.PENDING).is_finished:
+            if (
+                state is not None
+                and not self._known.get(trial.trial_id, TrialState.PENDING).is_finished
+            ):
                 self._send(trial, state)
 
-    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+    def on_trial_start(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         self._send(trial, TrialState.RUNNING)
 
     def on_trial_complete(
@@ -127,7 +132,9 @@ class StoreCallback(Callback):
         finished = bool((trial.last_result or {}).get("done"))
         self._send(trial, TrialState.TERMINATED if finished else TrialState.PRUNED)
 
-    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+    def on_trial_error(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         self._send(trial, TrialState.ERROR, error=trial_error_text(trial))
 
     # --- results -----------------------------------------------------------------------

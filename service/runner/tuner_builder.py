@@ -150,7 +150,9 @@ def build_tuner(
     callbacks: Sequence[tune.Callback] = (),
 ) -> tune.Tuner:
     uses_variant_generator = study.spec.algorithm.name in ("random", "grid")
-    param_space: Mapping[str, Any] | None = study.space.to_tune(study.spec.algorithm.name) if uses_variant_generator else None
+    param_space: Mapping[str, Any] | None = (
+        study.space.to_tune(study.spec.algorithm.name) if uses_variant_generator else None
+    )
     trainable = tune.with_resources(make_trial_function(study), trial_resources(study))
     return tune.Tuner(
         trainable,

@@ -1,4 +1,4 @@
-"""The API's answers to bad input: 422 with the field path, 404, 409, 413; nothing stored changes."""
+"""The API's answers to bad input: 422 with the field path, 404, 409, 413; nothing changes."""
 
 from __future__ import annotations
 
@@ -64,8 +64,10 @@ BAD_SPECS = [
     (good_spec(num_samples=0), "body.num_samples", ""),
     (good_spec(resources={"num_workers": 2}), "body.resources.num_workers", "one process"),
     (
-        {**good_spec(trainable="mlp_digits", search_space=None, metric="val_loss"),
-         "resources": {"num_workers": 64, "cpus_per_worker": 1}},
+        {
+            **good_spec(trainable="mlp_digits", search_space=None, metric="val_loss"),
+            "resources": {"num_workers": 64, "cpus_per_worker": 1},
+        },
         "body.resources",
         "the Ray cluster has",
     ),
@@ -111,7 +113,9 @@ def test_body_that_is_not_a_spec_is_422(
 def test_body_too_large_is_413(live_service: LiveService) -> None:
     body = b"name: x\n" + b"#" * 1_100_000
     answer = httpx.post(
-        f"{live_service.url}/api/v1/studies", content=body, headers={"content-type": "application/yaml"}
+        f"{live_service.url}/api/v1/studies",
+        content=body,
+        headers={"content-type": "application/yaml"},
     )
     assert answer.status_code == 413
     assert "detail" in answer.json()

@@ -66,7 +66,9 @@ def test_branin_hyperopt_yaml_example_end_to_end(live_service: LiveService) -> N
         for trial in trials.items:
             assert trial.state == "TERMINATED"
             results = client.results(study.id, trial.trial_id)
-            assert [r.iteration for r in results.items] == list(range(1, spec["config"]["epochs"] + 1))
+            assert [r.iteration for r in results.items] == list(
+                range(1, spec["config"]["epochs"] + 1)
+            )
             assert all(r.metrics["loss"] >= BRANIN_OPTIMUM - 1e-9 for r in results.items)
         assert study.best_trial is not None
         assert study.best_trial.best_value >= BRANIN_OPTIMUM - 1e-9
@@ -83,10 +85,17 @@ def test_branin_hyperopt_yaml_example_end_to_end(live_service: LiveService) -> N
     ("algorithm", "scheduler", "extra"),
     [
         ("random", "fifo", {}),
-        ("grid", "fifo", {"search_space": {
-            "x1": {"type": "grid", "values": [-3.0, 3.0, 9.0]},
-            "x2": {"type": "choice", "values": [2.0, 12.0]},
-        }, "num_samples": 1}),
+        (
+            "grid",
+            "fifo",
+            {
+                "search_space": {
+                    "x1": {"type": "grid", "values": [-3.0, 3.0, 9.0]},
+                    "x2": {"type": "choice", "values": [2.0, 12.0]},
+                },
+                "num_samples": 1,
+            },
+        ),
         ("hyperopt", "asha", {}),
         ("random", "median", {}),
         ("bohb", "hyperband", {}),
@@ -117,7 +126,9 @@ def test_every_algorithm_and_scheduler_family_runs(
         for trial in trials:
             results = client.results(study.id, trial.trial_id).items
             iterations = [r.iteration for r in results]
-            assert iterations == list(range(1, len(iterations) + 1)), "a result was lost or repeated"
+            assert iterations == list(range(1, len(iterations) + 1)), (
+                "a result was lost or repeated"
+            )
             if trial.state == "TERMINATED":
                 assert iterations[-1] == 9
             else:  # pruned: stopped early by the scheduler
@@ -141,7 +152,10 @@ def test_failing_trial_is_recorded_and_the_study_goes_on(live_service: LiveServi
         assert study.status == "COMPLETED", study.error
         trials = {t.config["x"]: t for t in client.trials(study.id).items}
         assert {x: t.state for x, t in trials.items()} == {
-            0.0: "TERMINATED", 1.0: "TERMINATED", 2.0: "ERROR", 3.0: "ERROR"
+            0.0: "TERMINATED",
+            1.0: "TERMINATED",
+            2.0: "ERROR",
+            3.0: "ERROR",
         }
         assert "fail_above" in (trials[2.0].error or "")
 

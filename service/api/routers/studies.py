@@ -16,7 +16,7 @@ from service.api.schemas import (
     TrialPublic,
     TrialResults,
 )
-from service.spec import StudySpec, parse_spec_document
+from service.spec import parse_spec_document
 from service.store import StudyStatus, StudyStore, TrialState
 from service.studies import trial_budget
 
@@ -79,9 +79,7 @@ def stop_study(study_id: int, studies: StudiesDep, store: StoreDep) -> StudyPubl
     return study_public(store, study_id)
 
 
-@router.delete(
-    "/{study_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}, 409: {}}
-)
+@router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}, 409: {}})
 def delete_study(study_id: int, studies: StudiesDep) -> Response:
     studies.delete(study_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
