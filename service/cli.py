@@ -118,6 +118,14 @@ def serve(
     from service.settings import get_settings
 
     settings = get_settings()
+    if not settings.ray_address:
+        # The embedded head runs with token auth; Ray reads the token settings when it
+        # is imported, so point at the token before anything imports ray.
+        from service.ray_local import default_token_path, ensure_ray_token, use_ray_token
+
+        token_path = default_token_path(settings.local_ray_dir)
+        ensure_ray_token(token_path)
+        use_ray_token(token_path)
     if host:
         settings.host = host
     if port:

@@ -34,8 +34,15 @@ def ensure_ray_token(path: Path) -> str:
     return path.read_text().strip()
 
 
+def default_token_path(state_dir: Path) -> Path:
+    return state_dir / "ray_auth_token"
+
+
 def use_ray_token(path: Path) -> None:
-    """Point this process (and the processes it starts) at a token file, as Ray documents."""
+    """Point this process (and the processes it starts) at a token file, as Ray documents.
+
+    Ray reads these variables when it is first imported: call this before importing ray.
+    """
     os.environ["RAY_AUTH_MODE"] = "token"
     os.environ["RAY_AUTH_TOKEN_PATH"] = str(path)
 
@@ -47,10 +54,17 @@ class LocalRayHead:
     process group) stops exactly this cluster and no other Ray on the machine.
     """
 
-    def __init__(self, state_dir: Path, *, num_cpus: int = 0, log_path: Path | None = None):
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        num_cpus: int = 0,
+        log_path: Path | None = None,
+        token_path: Path | None = None,
+    ):
         self.state_dir = state_dir
         self.num_cpus = num_cpus
-        self.token_path = state_dir / "ray_auth_token"
+        self.token_path = token_path or default_token_path(state_dir)
         self.log_path = log_path or state_dir / "ray-head.log"
         self.gcs_port = free_port()
         self.dashboard_port = free_port()

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
         return str(self.home / "ray_results")
 
     @property
+    def local_ray_dir(self) -> Path:
+        """State of the embedded local Ray head (its token, its log)."""
+        return self.home / "ray"
+
+    @property
     def base_url(self) -> str:
         return self.public_url.rstrip("/") or f"http://{self.host}:{self.port}"
 

@@ -6,7 +6,14 @@ import json
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from search_spaces import InvalidSpec
 
@@ -63,11 +70,18 @@ class StudySpec(_Strict):
     search_space: dict[str, Any] | None = None
     algorithm: AlgorithmSpec = AlgorithmSpec()
     scheduler: SchedulerSpec = SchedulerSpec()
-    num_samples: int = Field(default=10, ge=1, le=MAX_NUM_SAMPLES)
+    # Trials to run; for a grid, how many times to run every point (default 1, else 10).
+    num_samples: int = Field(default=None, ge=1, le=MAX_NUM_SAMPLES)  # type: ignore[assignment]
     max_concurrent_trials: int | None = Field(default=None, ge=1, le=10_000)
     resources: ResourcesSpec = ResourcesSpec()
     config: dict[str, Any] = Field(default_factory=dict)
     stop: StopSpec = StopSpec()
+
+    @model_validator(mode="after")
+    def _default_num_samples(self) -> StudySpec:
+        if self.num_samples is None:
+            self.num_samples = 1 if self.algorithm.name == "grid" else 10
+        return self
 
     @field_validator("algorithm", mode="before")
     @classmethod

@@ -79,6 +79,9 @@ class StudyService:
     def stop(self, study_id: int) -> StudyRecord:
         """Stop a pending or running study; its running trials end. Raises StudyNotFound,
         InvalidTransition (already finished)."""
+        current = self.store.get_study(study_id)
+        if current.status.is_terminal:  # stopping twice is a conflict, not a no-op
+            raise InvalidTransition(study_id, current.status.value, StudyStatus.STOPPED.value)
         record = self.store.transition_study(study_id, StudyStatus.STOPPED)
         if record.ray_job_id:
             try:

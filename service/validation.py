@@ -42,6 +42,19 @@ class ValidatedStudy:
     fixed_config: Mapping[str, Any]  # trainable defaults overlaid with the study's config
     max_t: int | None  # fidelity budget of one trial, for multi-fidelity schedulers
 
+    def planned_iterations(self, sampled: Mapping[str, Any]) -> int | None:
+        """Iterations a trial with these sampled parameters runs when nothing stops it:
+        its fidelity (e.g. epochs), capped by the scheduler's max_t."""
+        key = self.trainable.fidelity_key
+        if key is None:
+            return None
+        budgets = [
+            int(value)
+            for value in ({**self.fixed_config, **sampled}.get(key), self.max_t)
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        ]
+        return min(budgets) if budgets else None
+
     @property
     def trial_budget(self) -> int:
         """How many trials the study runs at most."""

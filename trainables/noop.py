@@ -27,9 +27,13 @@ def run(config: dict[str, Any], resources: TrialResources) -> None:
     checkpoint = bool(config.get("checkpoint", False))
     state = load_state() if checkpoint else None
     start = int(state["iteration"]) if state else 0
+    fail_above = config.get("fail_above")
     for t in range(start + 1, iterations + 1):
         if sleep_s > 0:
             time.sleep(sleep_s)
+        if fail_above is not None and t == 2 and float(config.get("x", 0.0)) > float(fail_above):
+            # For tests of failing trials: raise after one reported result.
+            raise ValueError(f"x={config.get('x')} is above fail_above={fail_above}")
         metrics = {"loss": noop_loss(config, t, iterations), "epoch": t}
         report_with_state(metrics, {"iteration": t} if checkpoint else None)
 
@@ -38,6 +42,8 @@ def validate(config: Mapping[str, Any], resources: TrialResources) -> list[Probl
     problems = single_process("noop", resources)
     problems += int_at_least(config, "iterations", 1)
     problems += number_in(config, "sleep_s", 0.0, float("inf"))
+    if "fail_above" in config and not is_number(config["fail_above"]):
+        problems.append((("config", "fail_above"), "must be a number"))
     if "checkpoint" in config and not isinstance(config["checkpoint"], bool):
         problems.append((("config", "checkpoint"), "must be true or false"))
     return problems
@@ -49,7 +55,8 @@ SPEC = register(
         description=(
             "Sleeps `sleep_s` and reports a deterministic `loss` each of `iterations` "
             "iterations (sum of squares of numeric x* parameters + 1 - t/iterations); "
-            "checkpoints only with `checkpoint: true`. For overhead benchmarks."
+            "checkpoints only with `checkpoint: true`; raises at iteration 2 when "
+            "`x` > `fail_above`. For overhead benchmarks and tests."
         ),
         metrics=("loss", "epoch"),
         default_metric="loss",

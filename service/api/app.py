@@ -56,7 +56,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         jobs_address = settings.ray_address
         runner_python = settings.runner_python or "python"
     else:
-        head = LocalRayHead(settings.home / "ray", num_cpus=settings.ray_num_cpus)
+        head = LocalRayHead(settings.local_ray_dir, num_cpus=settings.ray_num_cpus)
         await run_in_threadpool(head.start)
         jobs_address = head.dashboard_url
         runner_python = settings.runner_python or sys.executable

@@ -84,7 +84,9 @@ def run_study(study_id: int) -> int:
             study_id=study_id,
             capacity=capacity,
             storage_path=settings.resolved_storage_path,
-            callbacks=[StoreCallback(writer, study.space.normalize)],
+            callbacks=[
+                StoreCallback(writer, study.space.normalize, iterations_of=study.planned_iterations)
+            ],
         )
         _stop_gracefully_on_sigterm()
         results = tuner.fit()
@@ -115,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # the store keeps results
+    # ...so Tune's result grid finds no result files at the end; that is expected.
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     return run_study(int(args[0]))
 
 

@@ -80,10 +80,15 @@ class StoreCallback(Callback):
         writer: BatchingStoreWriter,
         normalize: Callable[[Mapping[str, Any]], dict[str, Any]],
         *,
+        iterations_of: Callable[[Mapping[str, Any]], int | None] = lambda config: None,
         sync_interval_s: float = 0.5,
     ) -> None:
         self._writer = writer
         self._normalize = normalize
+        self._iterations_of = iterations_of
+        self._planned: dict[str, int | None] = {}  # iterations each trial would run in full
+        # Per trial: was its last result a scheduler's stop (done=True), at which step.
+        self._last_result: dict[str, tuple[bool, int]] = {}
         self._sync_interval_s = sync_interval_s
         self._known: dict[str, TrialState] = {}
         self._last_sync = 0.0
@@ -102,6 +107,7 @@ class StoreCallback(Callback):
         config = None
         if trial.trial_id not in self._known:
             config = self._normalize(trial.config)
+            self._planned[trial.trial_id] = self._iterations_of(config)
         self._known[trial.trial_id] = state
         self._writer.trial(TrialUpdate(trial.trial_id, state, config=config, error=error))
 
@@ -127,10 +133,19 @@ class StoreCallback(Callback):
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        # A trial that returned on its own ends with done=True; one the scheduler
-        # stopped ends on an ordinary result: that is a pruned trial.
-        finished = bool((trial.last_result or {}).get("done"))
-        self._send(trial, TrialState.TERMINATED if finished else TrialState.PRUNED)
+        self._send(trial, TrialState.PRUNED if self._was_pruned(trial) else TrialState.TERMINATED)
+
+    def _was_pruned(self, trial: Trial) -> bool:
+        """Pruned = ended before its planned iterations (a scheduler stopped it, paused it
+        and then dropped it, or the time budget ran out). For a trainable without a
+        fidelity, Tune's own mark is used: the result a scheduler or stopper stops a trial
+        on is done=True when callbacks see it, while a trial that returned on its own
+        ends on a result with done=False."""
+        stopped, step = self._last_result.get(trial.trial_id, (False, 0))
+        planned = self._planned.get(trial.trial_id)
+        if planned is not None:
+            return step < planned
+        return stopped
 
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
@@ -146,6 +161,7 @@ class StoreCallback(Callback):
         step = result.get("training_iteration")
         if not isinstance(step, int):
             return
+        self._last_result[trial.trial_id] = (bool(result.get("done")), step)
         self._writer.result(
             ResultWrite(
                 trial_id=trial.trial_id,
@@ -161,8 +177,8 @@ class StoreCallback(Callback):
                 if trial.status == Trial.ERROR:
                     self._send(trial, TrialState.ERROR, error=trial_error_text(trial))
                 elif trial.status == Trial.TERMINATED:
-                    done = bool((trial.last_result or {}).get("done"))
-                    self._send(trial, TrialState.TERMINATED if done else TrialState.PRUNED)
+                    pruned = self._was_pruned(trial)
+                    self._send(trial, TrialState.PRUNED if pruned else TrialState.TERMINATED)
                 else:  # never ran, or cut by the time budget
                     self._send(trial, TrialState.PRUNED)
 

@@ -7,7 +7,9 @@ that touch a study's status, trials or results first lock the study's row
 writers of one study take turns: trial numbers stay dense and counters are never lost.
 Writes are batched: one ``SELECT ... IN`` for the batch's trials, one multi-row
 ``INSERT`` for new trials and one for results (``ON CONFLICT DO NOTHING ... RETURNING``
-on the idempotency key), one ``executemany`` ``UPDATE`` for changed trials.
+on the idempotency key), one ``executemany`` ``UPDATE`` for changed trials, and the
+study's result counter. Reads are index range scans (see models for which index serves
+which read); nothing scans a study's results.
 """
 
 from __future__ import annotations
@@ -373,7 +375,7 @@ class SqlStudyStore(StudyStore):
         if order not in ("number", "best"):
             raise ValueError(f"order must be 'number' or 'best', not {order!r}")
         with self._session() as session:
-            study = _study_row(session, study_id)
+            study = _study_row(session, study_id, STUDIES.c.mode)
             where = [TRIALS.c.study_id == study_id]
             if state is not None:
                 where.append(TRIALS.c.state == TrialState(state).value)

@@ -29,9 +29,7 @@ class TrialState(str, enum.Enum):
         return self in FINISHED_TRIAL_STATES
 
 
-TERMINAL_STUDY_STATES = frozenset(
-    {StudyStatus.COMPLETED, StudyStatus.FAILED, StudyStatus.STOPPED}
-)
+TERMINAL_STUDY_STATES = frozenset({StudyStatus.COMPLETED, StudyStatus.FAILED, StudyStatus.STOPPED})
 FINISHED_TRIAL_STATES = frozenset({TrialState.TERMINATED, TrialState.ERROR, TrialState.PRUNED})
 
 # PENDING -> RUNNING -> COMPLETED | FAILED | STOPPED; a pending study may also fail

@@ -75,10 +75,15 @@ def test_branin_hyperopt_yaml_example_end_to_end(live_service: LiveService) -> N
         assert study.num_results == sum(t.num_results for t in trials.items)
 
     # The study is a Ray job, named after it, with the study in its metadata.
-    jobs = JobSubmissionClient(live_service.ray.dashboard_url).list_jobs()
-    job = next(j for j in jobs if j.submission_id == created["ray_job_id"])
+    ray_jobs = JobSubmissionClient(live_service.ray.dashboard_url)
+    job = next(j for j in ray_jobs.list_jobs() if j.submission_id == created["ray_job_id"])
     assert job.metadata["hpo_study_id"] == str(created["id"])
-    assert job.status.value == "SUCCEEDED"
+    # The runner records the outcome, then its process exits: give it a moment.
+    deadline = time.monotonic() + 60
+    while not ray_jobs.get_job_status(job.submission_id).is_terminal():
+        assert time.monotonic() < deadline, "the study's Ray job did not end"
+        time.sleep(0.5)
+    assert ray_jobs.get_job_status(job.submission_id).value == "SUCCEEDED"
 
 
 @pytest.mark.parametrize(
@@ -104,16 +109,19 @@ def test_branin_hyperopt_yaml_example_end_to_end(live_service: LiveService) -> N
 def test_every_algorithm_and_scheduler_family_runs(
     live_service: LiveService, algorithm: str, scheduler: str, extra: dict[str, Any]
 ) -> None:
-    spec = branin_spec(
-        name=f"{algorithm}-{scheduler}",
-        algorithm={"name": algorithm, "seed": 3},
-        scheduler={"name": scheduler, "max_t": 9, "grace_period": 1, "reduction_factor": 3}
+    scheduler_spec = (
+        {"name": scheduler, "max_t": 9, "grace_period": 1, "reduction_factor": 3}
         if scheduler != "fifo"
-        else {"name": "fifo"},
-        config={"epochs": 9},
-        num_samples=8,
-        **extra,
+        else {"name": "fifo"}
     )
+    settings: dict[str, Any] = {
+        "name": f"{algorithm}-{scheduler}",
+        "algorithm": {"name": algorithm, "seed": 3},
+        "scheduler": scheduler_spec,
+        "config": {"epochs": 9},
+        "num_samples": 8,
+    }
+    spec = branin_spec(**{**settings, **extra})
     with live_service.client() as client:
         study = run_to_end(client, spec)
         assert study.status == "COMPLETED", study.error

@@ -1,0 +1,53 @@
+"""Search quality through the service: HyperOpt is no worse than random search on Branin."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+import pytest
+
+from tests.fixtures.service import LiveService, wait_for_status
+
+pytestmark = pytest.mark.ray
+
+BRANIN_OPTIMUM = 0.397887
+SEEDS = (0, 1, 2, 3, 4)
+
+
+def branin_study(algorithm: str, seed: int) -> dict[str, Any]:
+    return {
+        "name": f"quality-{algorithm}-{seed}",
+        "trainable": "branin",
+        "metric": "loss",
+        "mode": "min",
+        "search_space": {
+            "x1": {"type": "uniform", "low": -5, "high": 10},
+            "x2": {"type": "uniform", "low": 0, "high": 15},
+        },
+        "algorithm": {"name": algorithm, "seed": seed},
+        "num_samples": 40,
+        "max_concurrent_trials": 2,
+        "config": {"epochs": 1},
+    }
+
+
+def test_hyperopt_median_best_is_no_worse_than_random(live_service: LiveService) -> None:
+    with live_service.client() as client:
+        submitted = {
+            (algorithm, seed): client.submit(branin_study(algorithm, seed)).id
+            for algorithm in ("hyperopt", "random")
+            for seed in SEEDS
+        }
+        best: dict[str, list[float]] = {"hyperopt": [], "random": []}
+        for (algorithm, _seed), study_id in submitted.items():
+            study: Any = wait_for_status(client, study_id, {"COMPLETED", "FAILED"}, 900)
+            assert study.status == "COMPLETED", study.error
+            assert study.num_trials == 40
+            value = study.best_trial.best_value
+            # Never below the known optimum: that would mean a wrong objective.
+            assert value >= BRANIN_OPTIMUM - 1e-9
+            best[algorithm].append(value)
+    hyperopt, random = statistics.median(best["hyperopt"]), statistics.median(best["random"])
+    print(f"median best after 40 trials: hyperopt {hyperopt:.4f}, random {random:.4f}; {best}")
+    assert hyperopt <= random
