@@ -110,8 +110,11 @@ class LocalRayHead:
             command.append(f"--num-cpus={self.num_cpus}")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
+        # A RAY_ADDRESS inherited from elsewhere would point this head's own processes
+        # (its job supervisor among them) at another cluster.
+        env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
         self._process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
         )
         self._wait_ready(timeout_s)
 

@@ -129,7 +129,10 @@ def validate_study(spec: StudySpec, capacity: ClusterCapacity | None = None) -> 
         )
 
     if problems or space is None:
-        raise InvalidSpec.many(problems)
+        # One message per field: the generic check and the trainable's own may both
+        # object to the same field; the first (generic) one is kept.
+        unique = {loc: msg for loc, msg in reversed(problems)}
+        raise InvalidSpec.many(list(reversed(unique.items())))
     assert mode is not None
     return ValidatedStudy(
         spec=spec,

@@ -67,7 +67,9 @@ def test_submit_follow_show_studies_trials(live_service: LiveService, tmp_path: 
 
 def test_bad_spec_file_gets_the_field_path(live_service: LiveService, tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
-    path.write_text("name: bad\ntrainable: branin\nsearch_space:\n  x1: {type: uniform, low: 3, high: 1}\n")
+    path.write_text(
+        "name: bad\ntrainable: branin\nsearch_space:\n  x1: {type: uniform, low: 3, high: 1}\n"
+    )
     done = hpo("submit", str(path), url=live_service.url)
     assert done.returncode == 1
     assert "search_space.x1" in done.stderr

@@ -202,7 +202,16 @@ def test_mlp_digits_bohb_pauses_and_resumes_train_runs(ray_driver: Any, tmp_path
     resumed = 0
     for result in results:
         frame = history(result)
-        print(frame[["training_iteration", "iterations_since_restore", "time_this_iter_s", "val_accuracy"]].to_string())
+        print(
+            frame[
+                [
+                    "training_iteration",
+                    "iterations_since_restore",
+                    "time_this_iter_s",
+                    "val_accuracy",
+                ]
+            ].to_string()
+        )
         assert_consecutive(frame)
         assert frame["val_accuracy"].notna().all()
         resumed += len(frame[(frame["iterations_since_restore"] == 1) & (frame["epoch"] > 1)])
