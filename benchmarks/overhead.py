@@ -46,12 +46,15 @@ def study_spec(num_trials: int) -> dict[str, Any]:
 
 
 def run_bare(address: str, num_trials: int, storage: str) -> dict[str, Any]:
+    import logging
+
     import ray
     from ray import tune
 
     from trainables import TrialResources, get_trainable
 
-    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"
+    os.environ["TUNE_DISABLE_AUTO_CALLBACK_LOGGERS"] = "1"  # as the runner does
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     noop = get_trainable("noop").fn
     fixed = {"iterations": RESULTS_PER_TRIAL, "sleep_s": SECONDS_PER_RESULT}
 

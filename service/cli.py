@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
-import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from service.api.schemas import StudyPublic
-from service.client import ApiError, HpoClient, ServiceUnreachable, format_detail
+from service.client import ApiError, HpoClient, ServiceUnreachable, StudyEvent, format_detail
 
 app = typer.Typer(
     help="hpo-service: hyperparameter search studies on Ray.",
@@ -75,8 +82,12 @@ def print_study(study: StudyPublic, base_url: str) -> None:
     console.print(table)
 
 
-def follow_study(client: HpoClient, study_id: int, poll_s: float = 1.0) -> StudyPublic:
-    """A progress bar (finished trials / budget, best so far) until the study ends."""
+FINISHED_TRIAL = frozenset({"TERMINATED", "ERROR", "PRUNED"})
+
+
+def follow_study(client: HpoClient, study_id: int) -> StudyPublic:
+    """Follow the study's event stream: a progress bar (finished trials / budget, running
+    trials, best so far, elapsed, ETA) until it ends, then a leaderboard."""
     study = _call(client.study, study_id)
     columns = (
         TextColumn("[bold]study {task.fields[sid]}[/bold] {task.fields[status]}"),
@@ -84,26 +95,73 @@ def follow_study(client: HpoClient, study_id: int, poll_s: float = 1.0) -> Study
         MofNCompleteColumn(),
         TextColumn("running {task.fields[running]}  best {task.fields[best]}"),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
     )
+    states: dict[str, str] = {}
+    best: float | None = None
+    status = study.status
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(
-            "trials", total=study.budget, sid=study.id, status=study.status, running=0, best="-"
+            "trials", total=study.budget, sid=study.id, status=status, running=0, best="-"
         )
-        while True:
-            counts = study.trial_counts
-            finished = sum(counts.get(state, 0) for state in ("TERMINATED", "ERROR", "PRUNED"))
+        for event in _events(client, study_id):
+            if event.kind == "study":
+                status = event.data["status"]
+            elif event.kind == "trial":
+                states[event.data["trial_id"]] = event.data["state"]
+            elif event.kind == "result":
+                states.setdefault(event.data["trial_id"], "RUNNING")
+                value = event.data["metrics"].get(study.metric)
+                if isinstance(value, int | float) and (
+                    best is None or (value < best if study.mode == "min" else value > best)
+                ):
+                    best = float(value)
+            finished = sum(1 for state in states.values() if state in FINISHED_TRIAL)
             progress.update(
                 task,
                 completed=finished,
-                status=study.status,
-                running=counts.get("RUNNING", 0),
-                best=_best_text(study),
+                total=max(study.budget, len(states)),
+                status=status,
+                running=sum(1 for state in states.values() if state == "RUNNING"),
+                best="-" if best is None else f"{best:.6g}",
             )
-            if study.status in TERMINAL:
-                break
-            time.sleep(poll_s)
-            study = _call(client.study, study_id)
+    study = _call(client.study, study_id)
+    print_leaderboard(client, study)
     return study
+
+
+def _events(client: HpoClient, study_id: int) -> Iterator[StudyEvent]:
+    """The study's events, with service errors turned into a message and an exit code."""
+    stream = client.events(study_id)
+    while True:
+        event = _call(next, stream, None)
+        if event is None:
+            return
+        yield event
+
+
+def print_leaderboard(client: HpoClient, study: StudyPublic, top: int = 10) -> None:
+    page = _call(client.trials, study.id, limit=top, order="best")
+    table = Table(
+        "rank",
+        "#",
+        "state",
+        f"best {study.metric}",
+        "iters",
+        "config",
+        title=f"leaderboard ({study.mode} {study.metric})",
+    )
+    for rank, trial in enumerate(page.items, start=1):
+        table.add_row(
+            str(rank),
+            str(trial.number),
+            trial.state,
+            "-" if trial.best_value is None else f"{trial.best_value:.6g}",
+            str(trial.last_iteration or 0),
+            str(trial.config),
+        )
+    console.print(table)
 
 
 @app.command()

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from httpx_sse import connect_sse
 
 from service.api.schemas import StudyList, StudyPublic, TrainablePublic, TrialList, TrialResults
 
@@ -42,6 +45,23 @@ def format_detail(detail: Any) -> str:
     return str(detail)
 
 
+TERMINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "STOPPED"})
+EVENT_KINDS = frozenset({"study", "trial", "result"})
+
+
+@dataclass(frozen=True)
+class StudyEvent:
+    """One event of a study's stream: ``kind`` is study, trial or result."""
+
+    id: int
+    kind: str
+    data: dict[str, Any]
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.kind == "study" and self.data.get("status") in TERMINAL_STATUSES
+
+
 class HpoClient:
     def __init__(
         self, base_url: str | None = None, *, token: str | None = None, timeout_s: float = 30.0
@@ -67,11 +87,7 @@ class HpoClient:
                 f"no hpo service answers at {self.base_url}: {error}"
             ) from error
         if response.status_code >= 400:
-            try:
-                detail = response.json().get("detail", response.text)
-            except (json.JSONDecodeError, AttributeError):
-                detail = response.text
-            raise ApiError(response.status_code, detail)
+            raise ApiError(response.status_code, _detail(response))
         return response
 
     # --- studies ---------------------------------------------------------------------
@@ -130,6 +146,46 @@ class HpoClient:
             self._request("GET", f"/api/v1/studies/{study_id}/trials/{trial_id}/results").json()
         )
 
+    def events(
+        self,
+        study_id: int,
+        *,
+        last_event_id: int | None = None,
+        reconnect_for_s: float = 60.0,
+    ) -> Iterator[StudyEvent]:
+        """Follow a study's event stream (SSE) until its terminal ``study`` event. A
+        dropped connection (or a restarting service) is resumed with ``Last-Event-ID``,
+        for up to ``reconnect_for_s`` without an answer, so no event comes twice."""
+        cursor = last_event_id
+        path = f"/api/v1/studies/{study_id}/events"
+        timeout = httpx.Timeout(10.0, read=90.0)  # heartbeats come every 15 s
+        failing_since: float | None = None
+        while True:
+            headers = {"Last-Event-ID": str(cursor)} if cursor is not None else {}
+            try:
+                with connect_sse(self._http, "GET", path, headers=headers, timeout=timeout) as src:
+                    if src.response.status_code == 204:  # ended; nothing after the cursor
+                        return
+                    if src.response.status_code >= 400:
+                        src.response.read()
+                        raise ApiError(src.response.status_code, _detail(src.response))
+                    failing_since = None
+                    for sse in src.iter_sse():
+                        if sse.event not in EVENT_KINDS or not sse.data:
+                            continue  # a heartbeat (httpx-sse repeats the last id for it)
+                        event = StudyEvent(int(sse.id), sse.event, json.loads(sse.data))
+                        cursor = event.id
+                        yield event
+                        if event.is_terminal:
+                            return
+            except httpx.TransportError as error:
+                failing_since = failing_since or time.monotonic()
+                if time.monotonic() - failing_since > reconnect_for_s:
+                    raise ServiceUnreachable(
+                        f"the event stream at {self.base_url} broke off: {error}"
+                    ) from error
+            time.sleep(0.5)  # the stream ended early (a restart): resume after the cursor
+
     def trainables(self) -> list[TrainablePublic]:
         return [
             TrainablePublic.model_validate(item)
@@ -141,3 +197,10 @@ class HpoClient:
             return self._http.get("/readyz").status_code == 200
         except httpx.TransportError:
             return False
+
+
+def _detail(response: httpx.Response) -> Any:
+    try:
+        return response.json().get("detail", response.text)
+    except (json.JSONDecodeError, AttributeError):
+        return response.text

@@ -39,6 +39,19 @@ def trial_budget(spec: Mapping[str, Any]) -> int:
     return (grid or 1) * num_samples
 
 
+def close_open_trials(
+    store: StudyStore, study_id: int, state: TrialState, error: str | None = None
+) -> None:
+    """Trials still PENDING or RUNNING when a study's run ends will not run again."""
+    updates = [
+        TrialUpdate(trial.trial_id, state, error=error)
+        for open_state in (TrialState.PENDING, TrialState.RUNNING)
+        for trial in store.list_trials(study_id, state=open_state, limit=100_000).items
+    ]
+    if updates:
+        store.upsert_trials(study_id, updates)
+
+
 class StudyService:
     def __init__(
         self, store: StudyStore, launcher: RayJobLauncher, *, validate_capacity: bool = True
@@ -119,13 +132,4 @@ class StudyService:
             self.store.transition_study(record.id, StudyStatus.FAILED, error=error)
         except InvalidTransition:
             return
-        self._close_open_trials(record.id)
-
-    def _close_open_trials(self, study_id: int) -> None:
-        updates = [
-            TrialUpdate(trial.trial_id, TrialState.ERROR, error="the study's Ray job ended")
-            for state in (TrialState.PENDING, TrialState.RUNNING)
-            for trial in self.store.list_trials(study_id, state=state, limit=100_000).items
-        ]
-        if updates:
-            self.store.upsert_trials(study_id, updates)
+        close_open_trials(self.store, record.id, TrialState.ERROR, "the study's Ray job ended")

@@ -18,4 +18,5 @@ pytest_plugins = [
     "tests.fixtures.ray_cluster",
     "tests.fixtures.postgres",
     "tests.fixtures.service",
+    "tests.fixtures.watch",
 ]

@@ -13,6 +13,7 @@ from trainables.registry import (
     register,
 )
 from trainables.resources import trial_resources, worker_demand
+from trainables.tune_trainable import trial_trainable
 
 __all__ = [
     "Problem",
@@ -27,5 +28,6 @@ __all__ = [
     "noop",
     "register",
     "trial_resources",
+    "trial_trainable",
     "worker_demand",
 ]

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 SPLIT_SEED = 0  # fixed: every trial and worker sees the same train/validation split
 VALIDATION_FRACTION = 0.2
@@ -28,7 +26,14 @@ class DigitsSplit:
 
 @lru_cache(maxsize=1)
 def load_split() -> DigitsSplit:
-    """The 1,797 8x8 digits, 80/20 stratified split; no download (shipped with sklearn)."""
+    """The 1,797 8x8 digits, 80/20 stratified split; no download (shipped with sklearn).
+
+    Called in the trial process, which hands the arrays to its Train workers: they then
+    need not import scikit-learn (seconds per worker on a busy machine).
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
     x, y = load_digits(return_X_y=True)
     x_train, x_val, y_train, y_val = train_test_split(
         x, y, test_size=VALIDATION_FRACTION, random_state=SPLIT_SEED, stratify=y

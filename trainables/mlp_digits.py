@@ -29,11 +29,13 @@ SEARCH_SPACE: dict[str, Any] = {
 
 def run(config: dict[str, Any], resources: TrialResources) -> None:
     # torch and Ray Train load only in trial processes, not wherever the registry is read.
+    from trainables.digits_data import load_split
     from trainables.mlp_worker import train_loop_per_worker
     from trainables.train_in_tune import fit_in_tune
 
     hp = MlpHyperparams.from_config(config)
-    fit_in_tune(train_loop_per_worker, {"hparams": hp.as_dict()}, resources)
+    loop_config = {"hparams": hp.as_dict(), "data": load_split()}
+    fit_in_tune(train_loop_per_worker, loop_config, resources)
 
 
 def validate(config: Mapping[str, Any], resources: TrialResources) -> list[Problem]:

@@ -13,7 +13,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
-from trainables.digits_data import NUM_CLASSES, load_split
+from trainables.digits_data import NUM_CLASSES, DigitsSplit
 from trainables.mlp_hparams import MlpHyperparams
 from trainables.mlp_model import build_mlp, build_optimizer
 from trainables.train_in_tune import RESUME_KEY
@@ -27,7 +27,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     context = ray.train.get_context()
     rank, world_size = context.get_world_rank(), context.get_world_size()
     device = ray.train.torch.get_device()
-    data = load_split()
+    data: DigitsSplit = loop_config["data"]
 
     torch.manual_seed(hp.seed)
     model = build_mlp(hp, data.num_features, NUM_CLASSES)
@@ -43,13 +43,13 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         optimizer.load_state_dict(state["optimizer"])
     start_epoch = int(state["epoch"]) if state is not None else 0
 
-    train_set = TensorDataset(torch.from_numpy(data.x_train), torch.from_numpy(data.y_train))
+    train_set = TensorDataset(torch.tensor(data.x_train), torch.tensor(data.y_train))
     sampler: DistributedSampler[tuple[torch.Tensor, ...]] = DistributedSampler(
         train_set, num_replicas=world_size, rank=rank, seed=hp.seed
     )
     loader = DataLoader(train_set, batch_size=hp.batch_size, sampler=sampler)
-    x_val = torch.from_numpy(data.x_val).to(device)
-    y_val = torch.from_numpy(data.y_val).to(device)
+    x_val = torch.tensor(data.x_val).to(device)
+    y_val = torch.tensor(data.y_val).to(device)
     loss_fn = nn.CrossEntropyLoss()
 
     for epoch in range(start_epoch + 1, hp.epochs + 1):

@@ -10,6 +10,10 @@ checkpoint (see ``pointer_checkpoint``): Tune restores the trial's iteration cou
 it, and the new ``TorchTrainer`` hands the pointed-to Train checkpoint to its workers
 (``train_loop_config[RESUME_KEY]``), which continue from the saved epoch.
 
+When Tune pauses or stops the trial, the function aborts its Train run before returning,
+which frees the run's workers and placement group at once (the trial must run under
+``tune_trainable.trial_trainable`` so that Tune waits for this).
+
 Each ``TorchTrainer`` is a new Train run stored under the Tune trial's directory, named
 after the trial and the iteration it starts from, so concurrent trials never collide and
 a resumed trial does not pick up checkpoints newer than the one Tune saw.
@@ -166,8 +170,14 @@ class _FitThread(threading.Thread):
 
 
 def _next_result(queue: Queue, fit: _FitThread) -> _Result | None:
-    """The next Train result; None once the run has ended and every result was taken."""
+    """The next Train result; None once the run has ended and every result was taken.
+
+    Raises ``SystemExit`` when Tune stops the trial while it waits (as ``tune.report``
+    would at the trial's next report).
+    """
     while True:
+        if _tune_is_stopping():
+            raise SystemExit(0)
         try:
             return queue.get(timeout=_POLL_S)  # type: ignore[no-any-return]
         except Empty:
@@ -180,17 +190,32 @@ def _next_result(queue: Queue, fit: _FitThread) -> _Result | None:
             return None
 
 
+def _tune_is_stopping() -> bool:
+    try:
+        from ray.train._internal.session import get_session
+
+        session = get_session()
+        return session is not None and session.stop_event.is_set()
+    except Exception:
+        return False
+
+
 def _abort(controller: Any, queue: Queue) -> None:
-    """Stop the Train run: free a controller blocked on the queue, then abort it."""
-    with suppress(Exception):
-        queue.get_nowait()
+    """Stop the Train run, which releases its workers and placement group."""
     if controller is None:
         return  # no report yet; the controller dies with the trial's actor
-    try:
-        ray.get(controller.abort.remote(), timeout=_ABORT_TIMEOUT_S)
-    except ray.exceptions.RayActorError:
-        pass  # abort() ends the controller's process: this is success
-    except Exception:
-        logger.warning("Train controller did not abort; killing it", exc_info=True)
+    done = controller.abort.remote()
+    deadline = _ABORT_TIMEOUT_S
+    while deadline > 0:
+        # The controller may be blocked handing us a result: take it, so it can abort.
         with suppress(Exception):
-            ray.kill(controller)
+            queue.get_nowait()
+        ready, _ = ray.wait([done], timeout=_POLL_S)
+        if ready:
+            with suppress(ray.exceptions.RayActorError):
+                ray.get(done)  # abort() ends the controller's process: an actor error
+            return
+        deadline -= _POLL_S
+    logger.warning("Train controller did not abort in %.0f s; killing it", _ABORT_TIMEOUT_S)
+    with suppress(Exception):
+        ray.kill(controller)

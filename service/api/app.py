@@ -11,12 +11,13 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse
 
 from service import __version__
 from service.api.errors import install_error_handlers
-from service.api.routers import health, studies, trainables
+from service.api.routers import events, health, studies, trainables, web
+from service.events import EventHub
 from service.launcher import RayJobLauncher
+from service.metrics import install_metrics, monitoring
 from service.ray_local import LocalRayHead
 from service.settings import Settings, get_settings
 from service.spec import StudySpec
@@ -74,13 +75,16 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     service = StudyService(store, launcher, validate_capacity=settings.validate_capacity)
     app.state.store, app.state.launcher, app.state.studies = store, launcher, service
     app.state.ray_dashboard_url = launcher.dashboard_url
+    app.state.event_hub = EventHub(store)
     watcher = asyncio.create_task(_watch_jobs(service, settings.job_poll_interval_s))
     try:
-        yield
+        async with monitoring(app, store):
+            yield
     finally:
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+        await app.state.event_hub.close()
         if head is not None:
             await run_in_threadpool(_stop_unfinished, service)
             await run_in_threadpool(head.stop)
@@ -96,14 +100,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings or get_settings()
     install_error_handlers(app)
+    install_metrics(app)
     app.include_router(health.router)
     app.include_router(studies.router, prefix=API_PREFIX)
+    app.include_router(events.router, prefix=API_PREFIX)
     app.include_router(trainables.router, prefix=API_PREFIX)
-
-    @app.get("/", include_in_schema=False)
-    def index() -> RedirectResponse:
-        return RedirectResponse("/docs")
-
+    app.include_router(web.router)
     _add_spec_schema(app)
     return app
 

@@ -15,9 +15,9 @@ from service.store import (
     StudyStatus,
     StudyStore,
     TrialState,
-    TrialUpdate,
     open_store,
 )
+from service.studies import close_open_trials
 
 log = logging.getLogger("service.runner")
 
@@ -39,21 +39,6 @@ def _finish(
     except InvalidTransition as problem:
         # Someone else ended the study first (e.g. a user stopped it); theirs stands.
         log.info("study %s not marked %s: %s", study_id, status.value, problem)
-
-
-def _close_open_trials(store: StudyStore, study_id: int, error: str | None) -> None:
-    """Trials still open when the runner ends are over: they will not run again."""
-    updates = []
-    for state in (TrialState.PENDING, TrialState.RUNNING):
-        page = store.list_trials(study_id, state=state, limit=100_000)
-        for trial in page.items:
-            updates.append(
-                TrialUpdate(
-                    trial.trial_id, TrialState.ERROR if error else TrialState.PRUNED, error=error
-                )
-            )
-    if updates:
-        store.upsert_trials(study_id, updates)
 
 
 def run_study(study_id: int) -> int:
@@ -94,12 +79,12 @@ def run_study(study_id: int) -> int:
         text = "".join(traceback.format_exception(error))
         if writer is not None:
             writer.close()
-        _close_open_trials(store, study_id, error=None)
+        close_open_trials(store, study_id, TrialState.PRUNED)
         _finish(store, study_id, StudyStatus.FAILED, error=text[-20_000:])
         log.error("study %s failed:\n%s", study_id, text)
         return 1
     writer.close()
-    _close_open_trials(store, study_id, error=None)
+    close_open_trials(store, study_id, TrialState.PRUNED)
     if len(results) and results.num_errors == len(results):
         first = results.errors[0]
         _finish(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from service.store.base import (
+    EventRecord,
+    IngestedResult,
     Page,
     ResultRecord,
     ResultWrite,
@@ -39,6 +41,8 @@ def open_store(url: str) -> StudyStore:
 
 
 __all__ = [
+    "EventRecord",
+    "IngestedResult",
     "ALLOWED_STUDY_TRANSITIONS",
     "FINISHED_TRIAL_STATES",
     "TERMINAL_STUDY_STATES",

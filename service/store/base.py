@@ -10,6 +10,9 @@ Rules every implementation keeps (the contract tests in tests/store check them):
   first row and is not an error, so a writer may retry a batch safely.
 - A trial's ``last_value`` / ``best_value`` follow the study's metric and mode and are
   kept up to date as results arrive, so best-trial reads do not scan results.
+- Every status change, trial creation or trial state change and stored result appends an
+  event in the same transaction; a study's events have increasing ids in commit order
+  and ids are never reused, so "events after id N" is a complete, duplicate-free resume.
 - A finished trial (TERMINATED, ERROR, PRUNED) may only move to another finished state
   when a late status arrives; it never goes back to PENDING/RUNNING.
 """
@@ -94,6 +97,27 @@ class ResultWrite:
     iteration: int
     metrics: Mapping[str, Any]
     reported_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """One entry of a study's event log. ``kind`` is "study" (``data``: status, error),
+    "trial" (trial_id, number, state, error, config) or "result" (trial_id, number,
+    iteration, metrics, reported_at, stored_at as ISO strings)."""
+
+    id: int
+    study_id: int
+    kind: str
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class IngestedResult:
+    """A stored result as the ingest metrics see it: its event id and its two times."""
+
+    event_id: int
+    reported_at: dt.datetime
+    stored_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -191,6 +215,36 @@ class StudyStore(abc.ABC):
     @abc.abstractmethod
     def count_results(self, study_id: int) -> int:
         """Raises StudyNotFound."""
+
+    # --- events and totals ----------------------------------------------------------------
+    @abc.abstractmethod
+    def events_after(
+        self, study_id: int, after_id: int = 0, limit: int = 1000
+    ) -> Sequence[EventRecord]:
+        """The study's events with id > ``after_id``, in id order, at most ``limit``.
+        Raises StudyNotFound."""
+
+    @abc.abstractmethod
+    def last_event_id(self, study_id: int | None = None) -> int:
+        """The highest event id of the study (of all studies when None), 0 when none."""
+
+    @abc.abstractmethod
+    def ingested_after(self, after_id: int, limit: int = 5000) -> Sequence[IngestedResult]:
+        """Result events of every study with id > ``after_id``, in id order."""
+
+    @abc.abstractmethod
+    def metric_series(self, study_id: int) -> Sequence[tuple[str, int, Any]]:
+        """Every result of the study as (trial_id, iteration, value of the study's
+        metric or None), by trial then iteration: the learning curves in one read.
+        Raises StudyNotFound."""
+
+    @abc.abstractmethod
+    def status_counts(self) -> Mapping[str, int]:
+        """How many studies are in each status (every status present, 0 when none)."""
+
+    @abc.abstractmethod
+    def trial_state_counts(self) -> Mapping[str, int]:
+        """How many trials of all studies are in each state (every state present)."""
 
     # --- lifecycle --------------------------------------------------------------------
     @abc.abstractmethod

@@ -1,4 +1,4 @@
-"""The study store's tables as SQLAlchemy 2 declarative models (studies, trials, results).
+"""The study store's tables as SQLAlchemy 2 declarative models (studies, trials, results, events).
 
 Why the keys look the way they do (a study may hold 100,000 trials x 10 results):
 
@@ -18,6 +18,13 @@ Why the keys look the way they do (a study may hold 100,000 trials x 10 results)
   late writer can never write into a new study. ``studies.num_results`` counts the
   study's results (kept by the writer under the study's row lock), so the count is not a
   scan of a million rows.
+
+- ``events``: an append-only log of what happened to a study (status changes, trials
+  created or changed state, results stored), written in the same transaction as the
+  change itself, under the study's row lock, so within a study ids grow in commit
+  order. ``(study_id, id)`` serves "the study's events after id N" (the event stream's
+  ``Last-Event-ID``). A result event holds only its key; readers join ``results``.
+  Ids are never reused (``AUTOINCREMENT`` on SQLite).
 
 Status, state and mode are stored as their string values; times as UTC (see coltypes).
 """
@@ -123,3 +130,18 @@ class Result(Base):
     metrics: Mapped[dict[str, Any]]
     reported_at: Mapped[dt.datetime]
     stored_at: Mapped[dt.datetime]
+
+
+class Event(Base):
+    __tablename__ = "events"
+    __table_args__ = (
+        Index("ix_events_study_id_id", "study_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))  # "study" | "trial" | "result"
+    trial_pk: Mapped[int | None] = mapped_column(BigId)
+    iteration: Mapped[int | None] = mapped_column(Integer)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -35,8 +35,11 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.store import eventlog
 from service.store import rows as to_record
 from service.store.base import (
+    EventRecord,
+    IngestedResult,
     Page,
     ResultRecord,
     ResultWrite,
@@ -143,6 +146,7 @@ class SqlStudyStore(StudyStore):
                 )
                 .returning(*STUDIES.c)
             ).one()
+            eventlog.append(session, [eventlog.study_event(row.id, row.status)])
             return to_record.study_record(row)
 
     def get_study(self, study_id: int) -> StudyRecord:
@@ -210,6 +214,7 @@ class SqlStudyStore(StudyStore):
                 .values(**values)
                 .returning(*STUDIES.c)
             ).one()
+            eventlog.append(session, [eventlog.study_event(study_id, wanted.value, error)])
             return to_record.study_record(updated)
 
     def set_ray_job(self, study_id: int, *, job_id: str, dashboard_url: str | None) -> None:
@@ -232,6 +237,7 @@ class SqlStudyStore(StudyStore):
             # Children first, in bulk; the ON DELETE CASCADE keys would do the same row
             # by row.
             session.execute(delete(RESULTS).where(RESULTS.c.study_id == study_id))
+            session.execute(delete(eventlog.EVENTS).where(eventlog.EVENTS.c.study_id == study_id))
             session.execute(delete(TRIALS).where(TRIALS.c.study_id == study_id))
             session.execute(delete(STUDIES).where(STUDIES.c.id == study_id))
 
@@ -261,14 +267,25 @@ class SqlStudyStore(StudyStore):
                 else:
                     new[upd.trial_id] = _new_trial(study_id, upd.trial_id, state, upd.config, now)
                     new[upd.trial_id]["error"] = upd.error
+            events: list[dict[str, Any]] = []
             if new:
                 _number_trials(session, study_id, new.values())
-                session.execute(insert(TRIALS), list(new.values()))
+                created = session.execute(
+                    insert(TRIALS).returning(TRIALS.c.id, TRIALS.c.trial_id), list(new.values())
+                ).all()
+                pks = {row.trial_id: row.id for row in created}
+                events.extend(
+                    eventlog.trial_event(study_id, pks[t], v["state"], v["error"])
+                    for t, v in new.items()
+                )
             groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             for trial_id, values in changed.items():
                 row = known[trial_id]
                 if values == {"state": row.state}:
                     continue  # nothing changed
+                events.append(
+                    eventlog.trial_event(study_id, row.id, values["state"], values.get("error"))
+                )
                 params = {f"b_{key}": value for key, value in values.items()}
                 params["b_pk"] = row.id
                 groups.setdefault(tuple(sorted(values)), []).append(params)
@@ -279,6 +296,7 @@ class SqlStudyStore(StudyStore):
                     .values({column: bindparam(f"b_{column}") for column in columns})
                 )
                 session.execute(stmt, params_list)
+            eventlog.append(session, events)
 
     def add_results(self, study_id: int, results: Sequence[ResultWrite]) -> int:
         with self._session(write=True) as session:
@@ -288,7 +306,8 @@ class SqlStudyStore(StudyStore):
             batch: dict[tuple[str, int], ResultWrite] = {}
             for result in results:  # a key repeated inside the batch: the first one wins
                 batch.setdefault((result.trial_id, int(result.iteration)), result)
-            trials = self._trials_for_results(session, study_id, [k[0] for k in batch])
+            events: list[dict[str, Any]] = []
+            trials = self._trials_for_results(session, study_id, [k[0] for k in batch], events)
             now = utcnow()
             rows = [
                 {
@@ -308,6 +327,7 @@ class SqlStudyStore(StudyStore):
             )
             inserted = session.execute(stmt, rows).all()
             if not inserted:
+                eventlog.append(session, events)
                 return 0
             by_pk = {row.id: (trial_id, row) for trial_id, row in trials.items()}
             fresh: dict[int, list[tuple[int, object]]] = {}
@@ -326,6 +346,8 @@ class SqlStudyStore(StudyStore):
                 state = (
                     TrialState.RUNNING.value if row.state == TrialState.PENDING.value else row.state
                 )
+                if state != row.state:
+                    events.append(eventlog.trial_event(study_id, trial_pk, state, None))
                 params.append(
                     {
                         "b_pk": trial_pk,
@@ -337,6 +359,8 @@ class SqlStudyStore(StudyStore):
                     }
                 )
             session.execute(_UPDATE_TRIAL_STATS, params)
+            events.extend(eventlog.result_event(study_id, pk, it) for pk, it in inserted)
+            eventlog.append(session, events)
             session.execute(
                 update(STUDIES)
                 .where(STUDIES.c.id == study_id)
@@ -345,7 +369,11 @@ class SqlStudyStore(StudyStore):
             return len(inserted)
 
     def _trials_for_results(
-        self, session: Session, study_id: int, trial_ids: Iterable[str]
+        self,
+        session: Session,
+        study_id: int,
+        trial_ids: Iterable[str],
+        events: list[dict[str, Any]],
     ) -> dict[str, Any]:
         """The batch's trials by trial id; unknown ones are created RUNNING, empty config."""
         ids = list(dict.fromkeys(trial_ids))
@@ -360,6 +388,7 @@ class SqlStudyStore(StudyStore):
             _number_trials(session, study_id, new)
             for row in session.execute(insert(TRIALS).returning(*_TRIAL_STATS_COLUMNS), new):
                 found[row.trial_id] = row
+                events.append(eventlog.trial_event(study_id, row.id, row.state, None))
         return found
 
     def list_trials(
@@ -412,6 +441,51 @@ class SqlStudyStore(StudyStore):
     def count_results(self, study_id: int) -> int:
         with self._session() as session:
             return int(_study_row(session, study_id, STUDIES.c.num_results).num_results)
+
+    # --- events and totals ----------------------------------------------------------------
+    def events_after(
+        self, study_id: int, after_id: int = 0, limit: int = 1000
+    ) -> Sequence[EventRecord]:
+        _check_paging(limit, after_id)
+        with self._session() as session:
+            _study_row(session, study_id, STUDIES.c.id)
+            return tuple(eventlog.read_after(session, study_id, after_id, limit))
+
+    def last_event_id(self, study_id: int | None = None) -> int:
+        with self._session() as session:
+            return eventlog.last_id(session, study_id)
+
+    def ingested_after(self, after_id: int, limit: int = 5000) -> Sequence[IngestedResult]:
+        with self._session() as session:
+            return eventlog.ingested_after(session, after_id, limit)
+
+    def metric_series(self, study_id: int) -> Sequence[tuple[str, int, Any]]:
+        with self._session() as session:
+            metric = _study_row(session, study_id, STUDIES.c.metric).metric
+            rows = session.execute(
+                select(TRIALS.c.trial_id, RESULTS.c.iteration, RESULTS.c.metrics)
+                .select_from(RESULTS)
+                .join(TRIALS, TRIALS.c.id == RESULTS.c.trial_pk)
+                .where(RESULTS.c.study_id == study_id)
+                .order_by(RESULTS.c.trial_pk, RESULTS.c.iteration)
+            )
+            return tuple((r.trial_id, r.iteration, (r.metrics or {}).get(metric)) for r in rows)
+
+    def status_counts(self) -> Mapping[str, int]:
+        counts = {status.value: 0 for status in StudyStatus}
+        with self._session() as session:
+            query = select(STUDIES.c.status, func.count()).group_by(STUDIES.c.status)
+            for status, count in session.execute(query):
+                counts[status] = int(count)
+        return counts
+
+    def trial_state_counts(self) -> Mapping[str, int]:
+        counts = {state.value: 0 for state in TrialState}
+        with self._session() as session:
+            query = select(TRIALS.c.state, func.count()).group_by(TRIALS.c.state)
+            for state, count in session.execute(query):
+                counts[state] = int(count)
+        return counts
 
     # --- lifecycle --------------------------------------------------------------------
     def ping(self) -> None:

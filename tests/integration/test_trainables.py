@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from trainables import TrialResources, get_trainable, trial_resources
+from trainables import TrialResources, get_trainable, trial_resources, trial_trainable
 from trainables.branin import BRANIN
 from trainables.hartmann6 import HARTMANN6
 from trainables.synthetic import SyntheticFunction, loss_at
 
-# Ray is imported inside the tests, never at collection: `import ray` fixes the auth mode
-# from the environment, which the session fixture sets only when the cluster starts.
+# Ray is imported inside the tests, not at collection time.
 pytestmark = pytest.mark.ray
 
 CHANCE_ACCURACY = 0.1  # ten digit classes
@@ -24,7 +25,7 @@ CHANCE_ACCURACY = 0.1  # ten digit classes
 def trial_function(
     name: str, resources: TrialResources, fixed: Mapping[str, Any] | None = None
 ) -> Callable[[dict[str, Any]], None]:
-    """What the runner hands Tune: look the trainable up by name inside the trial."""
+    """What the runner hands Tune: the trainable, looked up by name inside the trial."""
     fixed = dict(fixed or {})
 
     def run_trial(config: dict[str, Any]) -> None:
@@ -36,7 +37,16 @@ def trial_function(
     return run_trial
 
 
-def tuner_for(
+@dataclass
+class Study:
+    results: Any  # ray.tune.ResultGrid
+    histories: dict[str, pd.DataFrame] = field(default_factory=dict)  # by trial id
+
+    def history(self, result: Any) -> pd.DataFrame:
+        return self.histories[result.metrics["trial_id"]]
+
+
+def run_study(
     name: str,
     tmp_path: Path,
     *,
@@ -44,21 +54,41 @@ def tuner_for(
     resources: TrialResources | None = None,
     fixed: Mapping[str, Any] | None = None,
     **tune_config: Any,
-) -> Any:
+) -> Study:
+    """Fit a Tuner as the runner would, collecting every result the way its callback does.
+
+    (Results come from ``on_trial_result``, not from the trial's result.json: Tune
+    re-downloads that file when it resumes a paused trial, and a copy synced before the
+    first result loses that result.)
+    """
     from ray import tune
+
+    rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+
+    class Collect(tune.Callback):
+        def on_trial_result(
+            self, iteration: int, trials: Any, trial: Any, result: dict, **info: Any
+        ) -> None:
+            rows[trial.trial_id].append(dict(result))
 
     spec = get_trainable(name)
     resources = resources or TrialResources()
-    return tune.Tuner(
+    tuner = tune.Tuner(
         tune.with_resources(
-            trial_function(name, resources, fixed), trial_resources(spec, resources)
+            trial_trainable(trial_function(name, resources, fixed)),
+            trial_resources(spec, resources),
         ),
         param_space=param_space,
         tune_config=tune.TuneConfig(
             metric=spec.default_metric, mode=spec.default_mode, **tune_config
         ),
-        run_config=tune.RunConfig(storage_path=str(tmp_path), name=f"test-{name}", verbose=0),
+        run_config=tune.RunConfig(
+            storage_path=str(tmp_path), name=f"test-{name}", verbose=0, callbacks=[Collect()]
+        ),
     )
+    results = tuner.fit()
+    assert not results.errors, results.errors
+    return Study(results, {trial_id: pd.DataFrame(r) for trial_id, r in rows.items()})
 
 
 def uniform_space(function: SyntheticFunction) -> dict[str, Any]:
@@ -67,16 +97,16 @@ def uniform_space(function: SyntheticFunction) -> dict[str, Any]:
     return {b.key: tune.uniform(b.low, b.high) for b in function.bounds}
 
 
-def history(result: Any) -> pd.DataFrame:
-    frame = result.metrics_dataframe
-    assert frame is not None
-    return frame.sort_values("training_iteration").reset_index(drop=True)
-
-
 def assert_consecutive(frame: pd.DataFrame) -> None:
+    """Iterations 1, 2, ... with no gap or restart, and the epoch always equal to it."""
     iterations = list(frame["training_iteration"])
     assert iterations == list(range(1, len(iterations) + 1))
     assert list(frame["epoch"]) == iterations
+
+
+def resumptions(frame: pd.DataFrame) -> int:
+    """Results that are the first after Tune restored the trial from a checkpoint."""
+    return int(((frame["iterations_since_restore"] == 1) & (frame["epoch"] > 1)).sum())
 
 
 @pytest.mark.parametrize("function", [BRANIN, HARTMANN6], ids=lambda f: f.name)
@@ -84,18 +114,17 @@ def test_synthetic_function_reports_loss_each_iteration(
     ray_driver: Any, tmp_path: Path, function: SyntheticFunction
 ) -> None:
     epochs = 4
-    results = tuner_for(
+    study = run_study(
         function.name,
         tmp_path,
         param_space={**uniform_space(function), "epochs": epochs},
         num_samples=3,
         max_concurrent_trials=2,
         reuse_actors=True,
-    ).fit()
-    assert not results.errors
-    assert len(results) == 3
-    for result in results:
-        frame = history(result)
+    )
+    assert len(study.results) == 3
+    for result in study.results:
+        frame = study.history(result)
         assert_consecutive(frame)
         assert len(frame) == epochs
         x = [result.config[b.key] for b in function.bounds]
@@ -110,9 +139,9 @@ def test_synthetic_function_resumes_after_hyperband_pause(ray_driver: Any, tmp_p
     from ray.tune.schedulers import HyperBandForBOHB
     from ray.tune.search.bohb import TuneBOHB
 
-    # HyperBandForBOHB fills its most aggressive bracket first (9 trials from iteration 1),
-    # so every trial here is paused at iterations 1 and 3 and resumed from its checkpoint.
-    results = tuner_for(
+    # HyperBandForBOHB fills its most aggressive bracket first (trials start at 1
+    # iteration): every trial is paused at iteration 1 and resumed from its checkpoint.
+    study = run_study(
         "branin",
         tmp_path,
         param_space=uniform_space(BRANIN),
@@ -122,23 +151,23 @@ def test_synthetic_function_resumes_after_hyperband_pause(ray_driver: Any, tmp_p
         reuse_actors=True,
         search_alg=TuneBOHB(seed=0),
         scheduler=HyperBandForBOHB(time_attr="training_iteration", max_t=9, reduction_factor=3),
-    ).fit()
-    assert not results.errors
+    )
     resumed = 0
-    for result in results:
-        frame = history(result)
+    for result in study.results:
+        frame = study.history(result)
         assert_consecutive(frame)
-        resumed += len(frame[(frame["iterations_since_restore"] == 1) & (frame["epoch"] > 1)])
+        resumed += resumptions(frame)
         x = [result.config[b.key] for b in BRANIN.bounds]
         expected = [loss_at(BRANIN, x, t, 9) for t in frame["epoch"]]
         assert list(frame["loss"]) == pytest.approx(expected, rel=1e-12)
-    assert resumed >= 2, "HyperBand paused and resumed no trial"
+    assert resumed >= 3, "HyperBand paused and resumed too few trials"
+    assert max(len(frame) for frame in study.histories.values()) == 9
 
 
 def test_noop_reports_each_iteration(ray_driver: Any, tmp_path: Path) -> None:
     from ray import tune
 
-    results = tuner_for(
+    study = run_study(
         "noop",
         tmp_path,
         param_space={
@@ -148,46 +177,25 @@ def test_noop_reports_each_iteration(ray_driver: Any, tmp_path: Path) -> None:
             "sleep_s": 0.01,
         },
         reuse_actors=True,
-    ).fit()
-    assert not results.errors
-    assert len(results) == 4
-    for result in results:
-        frame = history(result)
+    )
+    assert len(study.results) == 4
+    for result in study.results:
+        frame = study.history(result)
         assert_consecutive(frame)
         assert frame["loss"].iloc[-1] == pytest.approx(result.config["x"] ** 2)
         assert (result.checkpoint is not None) == result.config["checkpoint"]
 
 
-def test_mlp_digits_ddp_trial_learns(ray_driver: Any, tmp_path: Path) -> None:
-    epochs = 3
-    results = tuner_for(
-        "mlp_digits",
-        tmp_path,
-        param_space={"lr": 0.01, "hidden": 64, "epochs": epochs},
-        resources=TrialResources(num_workers=2, cpus_per_worker=1),
-        num_samples=1,
-        max_concurrent_trials=1,
-    ).fit()
-    assert not results.errors
-    frame = history(results[0])
-    assert_consecutive(frame)
-    assert len(frame) == epochs
-    for column in ("val_loss", "val_accuracy", "train_loss"):
-        assert frame[column].notna().all()
-    assert frame["val_accuracy"].iloc[-1] > 5 * CHANCE_ACCURACY
-    assert frame["val_loss"].iloc[-1] < frame["val_loss"].iloc[0]
-    assert results[0].checkpoint is not None
-
-
-def test_mlp_digits_bohb_pauses_and_resumes_train_runs(ray_driver: Any, tmp_path: Path) -> None:
-    """Two concurrent 2-worker trials fill the 4-CPU cluster; HyperBand pauses them (their
-    workers must let go of the CPUs) and resumes them from their last epoch."""
+def test_mlp_digits_ddp_trials_learn_pause_and_resume(ray_driver: Any, tmp_path: Path) -> None:
+    """BOHB + HyperBand over 2-worker DDP trials, two at a time: they fill the 4-CPU
+    cluster, so a paused trial must release its Train workers for the next to start, and
+    a resumed trial must continue from its last epoch. Also checks that the trials learn."""
     from ray import tune
     from ray.tune.schedulers import HyperBandForBOHB
     from ray.tune.search.bohb import TuneBOHB
 
     max_t = 9
-    results = tuner_for(
+    study = run_study(
         "mlp_digits",
         tmp_path,
         param_space={"lr": tune.loguniform(3e-3, 3e-2)},
@@ -195,25 +203,22 @@ def test_mlp_digits_bohb_pauses_and_resumes_train_runs(ray_driver: Any, tmp_path
         resources=TrialResources(num_workers=2, cpus_per_worker=1),
         num_samples=2,
         max_concurrent_trials=2,
+        reuse_actors=True,
+        # A paused trial that kept its workers would leave the next one waiting forever:
+        # end the study instead, so that the test fails (no trial reaches max_t).
+        time_budget_s=480,
         search_alg=TuneBOHB(seed=0),
         scheduler=HyperBandForBOHB(time_attr="training_iteration", max_t=max_t, reduction_factor=3),
-    ).fit()
-    assert not results.errors
+    )
+    assert len(study.histories) == 2
     resumed = 0
-    for result in results:
-        frame = history(result)
-        print(
-            frame[
-                [
-                    "training_iteration",
-                    "iterations_since_restore",
-                    "time_this_iter_s",
-                    "val_accuracy",
-                ]
-            ].to_string()
-        )
+    for frame in study.histories.values():
         assert_consecutive(frame)
-        assert frame["val_accuracy"].notna().all()
-        resumed += len(frame[(frame["iterations_since_restore"] == 1) & (frame["epoch"] > 1)])
-    assert resumed >= 1, "HyperBand paused and resumed no trial"
-    assert max(len(history(result)) for result in results) == max_t
+        for column in ("val_loss", "val_accuracy", "train_loss"):
+            assert frame[column].notna().all()
+        resumed += resumptions(frame)
+    assert resumed >= 2, "HyperBand paused and resumed too few trials"
+    full = [frame for frame in study.histories.values() if len(frame) == max_t]
+    assert full, "no trial reached max_t"
+    assert full[0]["val_accuracy"].iloc[-1] > 5 * CHANCE_ACCURACY
+    assert full[0]["val_loss"].iloc[-1] < full[0]["val_loss"].iloc[0]

@@ -22,7 +22,7 @@ def test_migrations_match_models(store_url: str) -> None:
             head = ScriptDirectory.from_config(alembic_config()).get_current_head()
             assert context.get_current_revision() == head
             tables = set(sa.inspect(conn).get_table_names())
-        assert tables == {"studies", "trials", "results", "alembic_version"}
+        assert tables == {"studies", "trials", "results", "events", "alembic_version"}
     finally:
         engine.dispose()
 
@@ -33,6 +33,6 @@ def test_upgrade_twice_is_a_no_op(store_url: str) -> None:
         upgrade(engine)
         upgrade(engine)
         with engine.connect() as conn:
-            assert MigrationContext.configure(conn).get_current_revision() == "0001"
+            assert MigrationContext.configure(conn).get_current_revision() == "0002"
     finally:
         engine.dispose()
