@@ -113,10 +113,16 @@ class LocalRayHead:
         # A RAY_ADDRESS inherited from elsewhere would point this head's own processes
         # (its job supervisor among them) at another cluster.
         env = {key: value for key, value in os.environ.items() if key != "RAY_ADDRESS"}
+        # Ray Train's placement-group cleaner finds the State API through this: point it
+        # at this head's dashboard, not at whichever cluster on the machine started last.
+        env["RAY_API_SERVER_ADDRESS"] = self.dashboard_url
         self._process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
         )
         self._wait_ready(timeout_s)
+        # This process now works with this head (e.g. a service's Ray clients), not with
+        # whatever cluster an inherited RAY_ADDRESS named.
+        os.environ["RAY_ADDRESS"] = self.address
 
     def _wait_ready(self, timeout_s: float) -> None:
         assert self._process is not None

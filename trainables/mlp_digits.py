@@ -12,7 +12,7 @@ from trainables.registry import Problem, TrainableSpec, TrialResources, register
 # Same content as search_spaces/presets/mlp_digits.yaml.
 SEARCH_SPACE: dict[str, Any] = {
     "lr": {"type": "loguniform", "low": 1.0e-4, "high": 1.0e-1},
-    "hidden": {"type": "choice", "values": [32, 64, 128, 256]},
+    "hidden": {"type": "choice", "values": [32, 64, 128]},
     "layers": {"type": "randint", "low": 1, "high": 3},
     "weight_decay": {"type": "loguniform", "low": 1.0e-6, "high": 1.0e-2},
     "batch_size": {"type": "choice", "values": [32, 64, 128]},
@@ -20,8 +20,8 @@ SEARCH_SPACE: dict[str, Any] = {
     "optimizer": {
         "type": "choice",
         "values": [
-            "adam",
             {"value": "sgd", "momentum": {"type": "uniform", "low": 0.0, "high": 0.99}},
+            {"value": "adam", "beta1": {"type": "uniform", "low": 0.8, "high": 0.99}},
         ],
     },
 }
@@ -59,6 +59,7 @@ def validate(config: Mapping[str, Any], resources: TrialResources) -> list[Probl
     problems += number_in(config, "weight_decay", 0.0, 1.0)
     problems += number_in(config, "dropout", 0.0, 1.0, high_open=True)
     problems += number_in(config, "momentum", 0.0, 1.0, high_open=True)
+    problems += number_in(config, "beta1", 0.0, 1.0, high_open=True)
     problems += one_of(config, "optimizer", OPTIMIZERS)
     return problems
 

@@ -21,6 +21,7 @@ class MlpHyperparams:
     dropout: float = 0.1
     optimizer: str = "adam"  # "adam" | "sgd"
     momentum: float = 0.9  # sgd only
+    beta1: float = 0.9  # adam only (its first-moment decay)
     epochs: int = 9
     seed: int = 0
 

@@ -27,4 +27,6 @@ def build_optimizer(
         return torch.optim.SGD(
             parameters, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay
         )
-    return torch.optim.Adam(parameters, lr=hp.lr, weight_decay=hp.weight_decay)
+    return torch.optim.Adam(
+        parameters, lr=hp.lr, betas=(hp.beta1, 0.999), weight_decay=hp.weight_decay
+    )

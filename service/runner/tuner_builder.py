@@ -19,6 +19,7 @@ from ray.tune.search import SearchAlgorithm, Searcher
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
 from service.validation import ClusterCapacity, ValidatedStudy
+from trainables import trial_resources, trial_trainable, worker_demand
 
 TIME_ATTR = "training_iteration"
 
@@ -46,29 +47,13 @@ def make_trial_function(study: ValidatedStudy) -> Any:
     return run_trial
 
 
-def trial_resources(study: ValidatedStudy) -> dict[str, float]:
-    """What Tune reserves for one trial's own process.
-
-    A Ray Train trial's workers ask for their own CPUs/GPUs when the trial starts its
-    TorchTrainer; the trial process itself only coordinates, so it reserves nothing
-    (Tune cannot see the workers' needs: concurrency is capped instead, below).
-    """
-    if study.trainable.uses_train_workers:
-        return {"cpu": 0}
-    resources: dict[str, float] = {"cpu": study.resources.cpus_per_worker}
-    if study.resources.use_gpu:
-        resources["gpu"] = 1
-    return resources
-
-
 def max_concurrency(study: ValidatedStudy, capacity: ClusterCapacity) -> int:
     """Trials that can run at once without one waiting for another's workers forever."""
-    res = study.resources
-    by_cpu = math.floor(capacity.cpus / (res.num_workers * res.cpus_per_worker) + 1e-9)
-    limit = max(1, by_cpu)
-    if res.use_gpu:
-        gpus_per_trial = res.num_workers if study.trainable.uses_train_workers else 1
-        limit = min(limit, max(1, math.floor(capacity.gpus / gpus_per_trial + 1e-9)))
+    # Tune does not see a Ray Train trial's workers: cap concurrency by what they hold.
+    demand = worker_demand(study.trainable, study.resources)
+    limit = max(1, math.floor(capacity.cpus / demand["CPU"] + 1e-9))
+    if demand["GPU"]:
+        limit = min(limit, max(1, math.floor(capacity.gpus / demand["GPU"] + 1e-9)))
     if study.spec.max_concurrent_trials is not None:
         limit = min(limit, study.spec.max_concurrent_trials)
     return limit
@@ -153,7 +138,12 @@ def build_tuner(
     param_space: Mapping[str, Any] | None = (
         study.space.to_tune(study.spec.algorithm.name) if uses_variant_generator else None
     )
-    trainable = tune.with_resources(make_trial_function(study), trial_resources(study))
+    # trial_trainable lets a paused or stopped trial end its Ray Train run (and free its
+    # workers) before Tune reuses or drops the trial's actor.
+    trainable = tune.with_resources(
+        trial_trainable(make_trial_function(study)),
+        trial_resources(study.trainable, study.resources),
+    )
     return tune.Tuner(
         trainable,
         param_space=dict(param_space) if param_space is not None else None,

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
+from ray.tune.registry import register_trainable
 from ray.tune.search.basic_variant import BasicVariantGenerator
 from ray.tune.search.bohb import TuneBOHB
 from ray.tune.search.hyperopt import HyperOptSearch
@@ -186,10 +187,17 @@ def assert_ends_seen(configs: list[dict[str, Any]]) -> None:
 # -- drivers -------------------------------------------------------------------------------
 
 
+# Registered once, by name: registering a fresh function per call makes Tune flush its
+# registry to the cluster's KV store, which races with other threads of a process that
+# is also a Ray driver (seen in the full suite as "dictionary changed size").
+NOOP_TRAINABLE = "search-spaces-test-noop"
+register_trainable(NOOP_TRAINABLE, lambda config: None)
+
+
 def basic_variant_configs(param_space: dict[str, Any], num_samples: int) -> list[dict[str, Any]]:
     generator = BasicVariantGenerator(random_state=0)
     generator.add_configurations(
-        {"exp": {"run": lambda config: None, "config": param_space, "num_samples": num_samples}}
+        {"exp": {"run": NOOP_TRAINABLE, "config": param_space, "num_samples": num_samples}}
     )
     configs = []
     while (trial := generator.next_trial()) is not None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import itertools
 import math
+from pathlib import Path
 
 import pytest
+import yaml
 
 import trainables
 from trainables import TrialResources, UnknownTrainable, get_trainable, list_trainables
@@ -129,6 +131,15 @@ def test_spec_checks_metric_and_mode() -> None:
         TrainableSpec(**{**spec.__dict__, "default_metric": "accuracy"})
 
 
+@pytest.mark.parametrize("name", ["branin", "hartmann6", "mlp_digits"])
+def test_default_search_space_matches_the_preset(name: str) -> None:
+    preset = Path(__file__).resolve().parents[2] / "search_spaces" / "presets" / f"{name}.yaml"
+    if not preset.exists():
+        pytest.skip(f"no preset {preset}")
+    document = yaml.safe_load(preset.read_text())
+    assert get_trainable(name).default_search_space == document["search_space"]
+
+
 def test_default_search_spaces() -> None:
     assert get_trainable("branin").default_search_space == {
         "x1": {"type": "uniform", "low": -5.0, "high": 10.0},
@@ -201,7 +212,7 @@ def test_noop_validate() -> None:
 
 def test_mlp_hyperparams_defaults_and_conversion() -> None:
     hp = MlpHyperparams.from_config({"lr": "0.01", "hidden": 32.0, "optimizer": "sgd", "other": 1})
-    assert (hp.lr, hp.hidden, hp.optimizer, hp.layers) == (0.01, 32, "sgd", 2)
+    assert (hp.lr, hp.hidden, hp.optimizer, hp.layers, hp.beta1) == (0.01, 32, "sgd", 2, 0.9)
     with pytest.raises(ValueError, match="optimizer"):
         MlpHyperparams.from_config({"optimizer": "rmsprop"})
 
