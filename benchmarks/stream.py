@@ -136,6 +136,24 @@ def run_flood(url: str, db_url: str, seconds: int, clients: int) -> dict[str, An
     report: dict[str, Any] = {
         "sse_clients": clients,
         "status": study.status,
+    }
+    return {
+        **report,
+        **flood_summary(stored, span, lags, gaps, load_before, load_after, followers),
+    }
+
+
+def flood_summary(
+    stored: int,
+    span: float,
+    lags: list[float],
+    gaps: int,
+    load_before: Any,
+    load_after: Any,
+    followers: Any,
+) -> dict[str, Any]:
+    """Rate, lag percentiles (``lags`` sorted) and what the SSE clients received."""
+    summary: dict[str, Any] = {
         "results_stored": stored,
         "span_s": round(span, 2),
         "results_per_s": round(stored / span, 1) if span else 0.0,
@@ -146,10 +164,10 @@ def run_flood(url: str, db_url: str, seconds: int, clients: int) -> dict[str, An
         "load_avg_1m_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
     }
     if followers:
-        report["clients_complete"] = sum(1 for c in followers.counts if c == stored)
-        report["client_counts_min_max"] = [min(followers.counts), max(followers.counts)]
-        report["parsing_client_ordered_unique"] = followers.ordered_unique
-    return report
+        summary["clients_complete"] = sum(1 for c in followers.counts if c == stored)
+        summary["client_counts_min_max"] = [min(followers.counts), max(followers.counts)]
+        summary["parsing_client_ordered_unique"] = followers.ordered_unique
+    return summary
 
 
 def run_store_flood(url: str, db_url: str, seconds: int, clients: int, rate: int) -> dict[str, Any]:
@@ -207,20 +225,11 @@ def run_store_flood(url: str, db_url: str, seconds: int, clients: int, rate: int
         "path": "store (BatchingStoreWriter)",
         "target_rate_per_s": rate,
         "sse_clients": clients,
-        "results_stored": stored,
-        "span_s": round(span, 2),
-        "results_per_s": round(stored / span, 1) if span else 0.0,
-        "lag_p50_s": round(lags[len(lags) // 2], 4) if lags else None,
-        "lag_p99_s": round(lags[int(len(lags) * 0.99)], 4) if lags else None,
-        "lag_max_s": round(lags[-1], 4) if lags else None,
-        "iteration_gaps": gaps,
-        "load_avg_1m_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
     }
-    if followers:
-        report["clients_complete"] = sum(1 for c in followers.counts if c == stored)
-        report["client_counts_min_max"] = [min(followers.counts), max(followers.counts)]
-        report["parsing_client_ordered_unique"] = followers.ordered_unique
-    return report
+    return {
+        **report,
+        **flood_summary(stored, span, lags, gaps, load_before, load_after, followers),
+    }
 
 
 def populate(db_url: str, trials: int, iterations: int) -> int:
