@@ -472,19 +472,17 @@ class SqlStudyStore(StudyStore):
             return tuple((r.trial_id, r.iteration, (r.metrics or {}).get(metric)) for r in rows)
 
     def status_counts(self) -> Mapping[str, int]:
-        counts = {status.value: 0 for status in StudyStatus}
-        with self._session() as session:
-            query = select(STUDIES.c.status, func.count()).group_by(STUDIES.c.status)
-            for status, count in session.execute(query):
-                counts[status] = int(count)
-        return counts
+        return self._count_by(STUDIES.c.status, [status.value for status in StudyStatus])
 
     def trial_state_counts(self) -> Mapping[str, int]:
-        counts = {state.value: 0 for state in TrialState}
+        return self._count_by(TRIALS.c.state, [state.value for state in TrialState])
+
+    def _count_by(self, column: Any, keys: list[str]) -> dict[str, int]:
+        """Rows per value of ``column`` over all studies, every key present (0 if none)."""
+        counts = dict.fromkeys(keys, 0)
         with self._session() as session:
-            query = select(TRIALS.c.state, func.count()).group_by(TRIALS.c.state)
-            for state, count in session.execute(query):
-                counts[state] = int(count)
+            for value, count in session.execute(select(column, func.count()).group_by(column)):
+                counts[value] = int(count)
         return counts
 
     # --- lifecycle --------------------------------------------------------------------
