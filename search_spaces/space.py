@@ -6,10 +6,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from search_spaces import algorithms, grid
-from search_spaces.domains import Group, Node
+from search_spaces.domains import Choice, Grid, Group, IntRange, Node, QRandInt
+from search_spaces.errors import Loc
 from search_spaces.normalize import normalize
 from search_spaces.parse import parse_params
-from search_spaces.walk import walk
+from search_spaces.walk import Site, walk
 
 if TYPE_CHECKING:
     import ConfigSpace
@@ -87,6 +88,31 @@ class SearchSpace:
                 paths[".".join(site.path)] = None
         return list(paths)
 
+    def possible_values(
+        self, name: str, limit: int = 4096
+    ) -> tuple[Loc, tuple[Any, ...] | None] | None:
+        """What the parameter at top-level config key ``name`` may take, for static checks.
+
+        ``None`` when no parameter stands at ``name``; else its spec location and its
+        values: a choice's or grid's values, an integer range enumerated (when it holds at
+        most ``limit`` values), or ``None`` for a continuous range. A name several
+        branches share merges their values.
+        """
+        found: list[Site] = [
+            site
+            for site in walk(self.params)
+            if site.path == (name,) and not isinstance(site.node, Group)
+        ]
+        if not found:
+            return None
+        values: list[Any] = []
+        for site in found:
+            enumerated = _enumerate(site.node, limit)
+            if enumerated is None:
+                return found[0].loc, None
+            values.extend(v for v in enumerated if v not in values)
+        return found[0].loc, tuple(values)
+
     def grid_size(self, algorithm: str = "random") -> int | None:
         """Combinations Tune's variant generator expands, or ``None`` if there is no grid.
 
@@ -104,3 +130,14 @@ class SearchSpace:
 def parse_space(mapping: Mapping[str, Any]) -> SearchSpace:
     """Parse and validate a search-space mapping; raises :class:`InvalidSpec` with every problem."""
     return SearchSpace(parse_params(mapping))
+
+
+def _enumerate(node: Node, limit: int) -> tuple[Any, ...] | None:
+    if isinstance(node, Choice | Grid):
+        return tuple(node.values)
+    if isinstance(node, IntRange):
+        step = node.q if isinstance(node, QRandInt) else 1
+        if (node.high - node.low) // step + 1 > limit:
+            return None
+        return tuple(range(node.low, node.high + 1, step))
+    return None

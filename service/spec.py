@@ -21,7 +21,7 @@ MAX_NUM_SAMPLES = 100_000
 MAX_NAME_LENGTH = 200
 
 Algorithm = Literal["random", "grid", "hyperopt", "bohb"]
-SchedulerName = Literal["fifo", "asha", "hyperband", "median"]
+SchedulerName = Literal["fifo", "asha", "hyperband", "median", "pbt"]
 
 
 class _Strict(BaseModel):
@@ -44,6 +44,11 @@ class SchedulerSpec(_Strict):
     reduction_factor: float = Field(default=3, ge=2, le=100)
     # median stopping: how many trials must report before it stops any.
     min_samples_required: int = Field(default=3, ge=1)
+    # pbt: iterations between exploit/explore steps, the share of trials that copy the
+    # best ones, and how often a mutated value is drawn afresh rather than perturbed.
+    perturbation_interval: int = Field(default=2, ge=1, le=1_000_000)
+    quantile_fraction: float = Field(default=0.25, gt=0, le=0.5)
+    resample_probability: float = Field(default=0.25, ge=0, le=1)
 
 
 class ResourcesSpec(_Strict):

@@ -18,7 +18,23 @@ from trainables import (
 
 Loc = tuple[str | int, ...]
 
-MULTI_FIDELITY_SCHEDULERS = frozenset({"asha", "hyperband", "median"})
+MULTI_FIDELITY_SCHEDULERS = frozenset({"asha", "hyperband", "median", "pbt"})
+
+
+class _Candidates:
+    """Values a config key may take: searched (the search space) or fixed (the config)."""
+
+    def __init__(self, fixed_config: Mapping[str, Any], space: SearchSpace) -> None:
+        self._fixed, self._space = fixed_config, space
+
+    def of(self, key: str) -> tuple[Loc, tuple[Any, ...] | None] | None:
+        searched = self._space.possible_values(key)
+        if searched is not None:
+            loc, values = searched
+            return ("search_space", *loc), values
+        if key in self._fixed:
+            return ("config", key), (self._fixed[key],)
+        return None
 
 
 @dataclass(frozen=True)
@@ -41,6 +57,7 @@ class ValidatedStudy:
     resources: TrialResources
     fixed_config: Mapping[str, Any]  # trainable defaults overlaid with the study's config
     max_t: int | None  # fidelity budget of one trial, for multi-fidelity schedulers
+    space_document: Mapping[str, Any]  # the space searched, in the study language
 
     def planned_iterations(self, sampled: Mapping[str, Any]) -> int | None:
         """Iterations a trial with these sampled parameters runs when nothing stops it:
@@ -77,7 +94,15 @@ def validate_study(spec: StudySpec, capacity: ClusterCapacity | None = None) -> 
 
     metric = spec.metric or trainable.default_metric
     mode = spec.mode or (trainable.default_mode if metric == trainable.default_metric else None)
-    if metric not in trainable.metrics:
+    if metric in trainable.final_metrics:
+        problems.append(
+            (
+                ("metric",),
+                f"{metric!r} is reported once, at the end of a trial; searchers and "
+                f"schedulers need a metric of every iteration: {', '.join(trainable.metrics)}",
+            )
+        )
+    elif metric not in trainable.metrics:
         problems.append(
             (
                 ("metric",),
@@ -88,7 +113,16 @@ def validate_study(spec: StudySpec, capacity: ClusterCapacity | None = None) -> 
     if mode is None:
         problems.append((("mode",), f"say whether {metric!r} is to be minimised or maximised"))
 
-    space_document = spec.search_space or dict(trainable.default_search_space)
+    if spec.search_space:
+        space_document = dict(spec.search_space)
+    else:
+        # With the trainable's default space, a key the study fixes in config leaves the
+        # search (a user's own space must not name it twice: that is refused below).
+        space_document = {
+            key: value
+            for key, value in trainable.default_search_space.items()
+            if key not in spec.config
+        }
     space: SearchSpace | None = None
     try:
         space = parse_space(space_document)
@@ -97,6 +131,8 @@ def validate_study(spec: StudySpec, capacity: ClusterCapacity | None = None) -> 
         problems.extend((("search_space", *loc), msg) for loc, msg in error.errors)
 
     problems.extend(_check_scheduler(spec, trainable))
+    if spec.scheduler.name == "pbt" and space is not None:
+        problems.extend(_check_pbt_space(space, trainable))
     for key in spec.config:
         if key in space_document:
             problems.append(
@@ -113,6 +149,8 @@ def validate_study(spec: StudySpec, capacity: ClusterCapacity | None = None) -> 
     fixed_config = {**trainable.default_config, **spec.config}
     if trainable.validate is not None:
         problems.extend(trainable.validate(fixed_config, resources))
+    if trainable.validate_candidates is not None and space is not None:
+        problems.extend(trainable.validate_candidates(_Candidates(fixed_config, space), resources))
 
     max_t = spec.scheduler.max_t
     if max_t is None and trainable.fidelity_key:
@@ -143,6 +181,7 @@ def validate_study(spec: StudySpec, capacity: ClusterCapacity | None = None) -> 
         resources=resources,
         fixed_config=fixed_config,
         max_t=max_t,
+        space_document=space_document,
     )
 
 
@@ -165,11 +204,39 @@ def _check_scheduler(spec: StudySpec, trainable: TrainableSpec) -> list[tuple[Lo
                 "only once; use 'fifo'",
             )
         )
+    if scheduler == "pbt" and algorithm != "random":
+        problems.append(
+            (
+                ("algorithm", "name"),
+                f"PBT explores by mutating running trials; it starts from random samples, "
+                f"not from {algorithm!r}: use 'random'",
+            )
+        )
     if algorithm == "grid" and spec.stop.time_budget_s is None and spec.num_samples > 1_000:
         problems.append(
             (("num_samples",), "grid repeats the whole grid num_samples times; too many")
         )
     return problems
+
+
+def _check_pbt_space(space: SearchSpace, trainable: TrainableSpec) -> list[tuple[Loc, str]]:
+    """PBT mutates every searched parameter mid-trial: each must be one it can change."""
+    try:
+        space.to_pbt_mutations()
+    except InvalidSpec as error:
+        return [(("search_space", *loc), msg) for loc, msg in error.errors]
+    if trainable.pbt_mutable is None:
+        return []
+    allowed = ", ".join(sorted(trainable.pbt_mutable))
+    return [
+        (
+            ("search_space", path),
+            f"PBT copies weights between trials, so it cannot change {path!r} mid-trial; "
+            f"fix it in config and search over: {allowed}",
+        )
+        for path in space.parameter_paths()
+        if path.split(".")[0] not in trainable.pbt_mutable
+    ]
 
 
 def _check_resources(
@@ -184,36 +251,35 @@ def _check_resources(
                 f"trainable {trainable.name!r} runs in one process; num_workers must be 1",
             )
         )
-    if res.tensor_parallel != 1 and not getattr(trainable, "supports_tensor_parallel", False):
+    if res.tensor_parallel != 1 and not trainable.supports_tensor_parallel:
         problems.append(
             (
                 ("resources", "tensor_parallel"),
                 f"trainable {trainable.name!r} does not support tensor parallelism",
             )
         )
-    if res.num_workers % res.tensor_parallel:
-        problems.append(
-            (
-                ("resources", "tensor_parallel"),
-                f"must divide num_workers ({res.num_workers}), got {res.tensor_parallel}",
-            )
-        )
     if capacity is None:
         return problems
-    cpus_needed = res.num_workers * res.cpus_per_worker
+    workers = res.num_workers * res.tensor_parallel
+    shape = (
+        f"{res.num_workers} workers x tensor_parallel {res.tensor_parallel}"
+        if res.tensor_parallel > 1
+        else f"{res.num_workers} workers"
+    )
+    cpus_needed = workers * res.cpus_per_worker
     if cpus_needed > capacity.cpus + 1e-9:
         problems.append(
             (
                 ("resources",),
-                f"one trial needs {cpus_needed:g} CPUs ({res.num_workers} workers x "
-                f"{res.cpus_per_worker:g}); the Ray cluster has {capacity.cpus:g}",
+                f"one trial needs {cpus_needed:g} CPUs ({shape} x {res.cpus_per_worker:g} "
+                f"CPUs); the Ray cluster has {capacity.cpus:g}",
             )
         )
-    if res.use_gpu and res.num_workers > capacity.gpus + 1e-9:
+    if res.use_gpu and workers > capacity.gpus + 1e-9:
         problems.append(
             (
                 ("resources", "use_gpu"),
-                f"one trial needs {res.num_workers} GPUs; the Ray cluster has {capacity.gpus:g}",
+                f"one trial needs {workers} GPUs ({shape}); the Ray cluster has {capacity.gpus:g}",
             )
         )
     return problems

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trainables import branin, hartmann6, mlp_digits, noop
+from trainables import branin, hartmann6, mlp_digits, noop, transformer_lm
 from trainables.registry import (
     Problem,
     TrainableSpec,
@@ -28,6 +28,7 @@ __all__ = [
     "noop",
     "register",
     "trial_resources",
+    "transformer_lm",
     "trial_trainable",
     "worker_demand",
 ]

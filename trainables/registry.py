@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 # A problem found by a static check: where (a path into the study spec) and what.
 Problem = tuple[tuple[Any, ...], str]
@@ -19,9 +19,27 @@ class TrialResources:
     cpus_per_worker: float = 1.0
     tensor_parallel: int = 1
 
+    @property
+    def total_workers(self) -> int:
+        """Ray Train workers of one trial: ``num_workers`` data-parallel replicas, each of
+        ``tensor_parallel`` workers."""
+        return self.num_workers * self.tensor_parallel
+
 
 TrialFunction = Callable[[dict[str, Any], TrialResources], None]
 Validator = Callable[[Mapping[str, Any], TrialResources], list[Problem]]
+
+
+class Candidates(Protocol):
+    """The values a config key may take in a study: fixed in its config or searched."""
+
+    def of(self, key: str) -> tuple[tuple[Any, ...], tuple[Any, ...] | None] | None:
+        """``(where in the spec, its possible values)``; values ``None`` when continuous or
+        too many to list; ``None`` when the key is neither fixed nor searched."""
+        ...
+
+
+CandidateValidator = Callable[[Candidates, TrialResources], list[Problem]]
 
 
 @dataclass(frozen=True)
@@ -44,6 +62,15 @@ class TrainableSpec:
     uses_train_workers: bool  # True: runs a Ray Train TorchTrainer inside the trial
     fn: TrialFunction
     validate: Validator | None = None  # static checks of config + resources
+    # Checks over every value a key may take (fixed or searched): shapes that must agree
+    # for every trial, refused before any trial starts.
+    validate_candidates: CandidateValidator | None = None
+    supports_tensor_parallel: bool = False
+    # Config keys population-based training may change mid-trial (it copies a trial's
+    # weights into another): not the model's shape. None: every key.
+    pbt_mutable: frozenset[str] | None = None
+    # Reported once, with the last iteration's metrics (not every iteration).
+    final_metrics: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.default_mode not in ("min", "max"):

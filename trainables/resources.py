@@ -28,6 +28,6 @@ def worker_demand(spec: TrainableSpec, resources: TrialResources) -> dict[str, f
     if not spec.uses_train_workers:
         return {"CPU": resources.cpus_per_worker, "GPU": 1.0 if resources.use_gpu else 0.0}
     return {
-        "CPU": resources.num_workers * resources.cpus_per_worker,
-        "GPU": float(resources.num_workers) if resources.use_gpu else 0.0,
+        "CPU": resources.total_workers * resources.cpus_per_worker,
+        "GPU": float(resources.total_workers) if resources.use_gpu else 0.0,
     }

@@ -87,7 +87,7 @@ def scaling_config(resources: TrialResources) -> ScalingConfig:
     if resources.use_gpu:
         per_worker["GPU"] = 1
     return ScalingConfig(
-        num_workers=resources.num_workers,
+        num_workers=resources.total_workers,
         use_gpu=resources.use_gpu,
         resources_per_worker=per_worker,
     )

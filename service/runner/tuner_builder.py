@@ -13,6 +13,7 @@ from ray.tune.schedulers import (
     HyperBandForBOHB,
     HyperBandScheduler,
     MedianStoppingRule,
+    PopulationBasedTraining,
     TrialScheduler,
 )
 from ray.tune.search import SearchAlgorithm, Searcher
@@ -31,7 +32,7 @@ def make_trial_function(study: ValidatedStudy) -> Any:
     up again inside the trial's process, so nothing heavy is pickled.
     """
     trainable_name = study.trainable.name
-    space_document = dict(study.spec.search_space or study.trainable.default_search_space)
+    space_document = dict(study.space_document)
     fixed_config = dict(study.fixed_config)
     resources = study.resources
 
@@ -122,6 +123,18 @@ def make_scheduler(study: ValidatedStudy) -> TrialScheduler:
             mode=study.mode,
             grace_period=scheduler.grace_period,
             min_samples_required=scheduler.min_samples_required,
+        )
+    if scheduler.name == "pbt":
+        # Mutations come from the study's own space; exploiting restores the better
+        # trial's checkpoint (a pointer to its Ray Train checkpoint) into the worse one.
+        return PopulationBasedTraining(
+            time_attr=TIME_ATTR,
+            metric=study.metric,
+            mode=study.mode,
+            perturbation_interval=scheduler.perturbation_interval,
+            hyperparam_mutations=study.space.to_pbt_mutations(),
+            quantile_fraction=scheduler.quantile_fraction,
+            resample_probability=scheduler.resample_probability,
         )
     return FIFOScheduler()  # type: ignore[no-untyped-call]
 

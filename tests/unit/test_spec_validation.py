@@ -36,6 +36,12 @@ def test_defaults_come_from_the_trainable() -> None:
     assert study.planned_iterations({"x1": 0.0, "x2": 1.0}) == 3
 
 
+def test_a_config_value_takes_its_key_out_of_the_default_space() -> None:
+    study = validate_study(spec_from_mapping(spec(config={"epochs": 3, "x1": 2.0})), CLUSTER)
+    assert study.space.parameter_paths() == ["x2"]
+    assert study.fixed_config["x1"] == 2.0
+
+
 def test_grid_defaults_to_one_pass_and_counts_its_points() -> None:
     grid = {"x1": {"type": "grid", "values": [1, 2, 3]}, "x2": {"type": "choice", "values": [0, 5]}}
     study = validate_study(spec_from_mapping(spec(algorithm="grid", search_space=grid)), CLUSTER)
@@ -56,7 +62,14 @@ def test_grid_defaults_to_one_pass_and_counts_its_points() -> None:
             "search_space.x1",
             "",
         ),
-        ({"config": {"epochs": 3, "x1": 1.0}}, "config.x1", "also a search_space"),
+        (
+            {
+                "config": {"epochs": 3, "x1": 1.0},
+                "search_space": {"x1": {"type": "uniform", "low": 0, "high": 1}},
+            },
+            "config.x1",
+            "also a search_space",
+        ),
         ({"resources": {"num_workers": 2}}, "resources.num_workers", "one process"),
         ({"resources": {"tensor_parallel": 2}}, "resources.tensor_parallel", ""),
     ],
