@@ -51,6 +51,7 @@ test-deploy: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/overhead.py $(if $(QUICK),--quick)
 	$(PY) benchmarks/stream.py $(if $(QUICK),--quick)
+	$(PY) benchmarks/train_gpu.py cpu $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) .hpo .pytest_cache .mypy_cache .ruff_cache

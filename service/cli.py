@@ -1,10 +1,10 @@
-"""The ``hpo`` command line: serve, demo, submit, follow, studies, show, stop, trainables."""
+"""The ``hpo`` command line: serve, demo, submit, follow, studies, show, stop, trainables, token."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,6 +21,9 @@ from rich.table import Table
 from service.api.schemas import StudyPublic
 from service.client import ApiError, HpoClient, ServiceUnreachable, StudyEvent, format_detail
 
+if TYPE_CHECKING:  # the CLI stays free of SQLAlchemy until a token command needs the store
+    from service.store import StudyStore
+
 app = typer.Typer(
     help="hpo-service: hyperparameter search studies on Ray.",
     no_args_is_help=True,
@@ -33,11 +36,23 @@ UrlOption = Annotated[
     str | None,
     typer.Option("--url", envvar="HPO_URL", help="Service URL (default http://127.0.0.1:8000)."),
 ]
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        help="API token (default: HPO_TOKEN, then the local token file HPO_HOME/api_token).",
+        show_default=False,
+    ),
+]
 TERMINAL = {"COMPLETED", "FAILED", "STOPPED"}
+AUTH_HINT = (
+    "pass --token or set HPO_TOKEN; on the service's machine `hpo token show` prints the "
+    "local token, and `hpo token create NAME` makes one"
+)
 
 
-def _client(url: str | None) -> HpoClient:
-    return HpoClient(url)
+def _client(url: str | None, token: str | None = None) -> HpoClient:
+    return HpoClient(url, token=token)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -50,8 +65,9 @@ def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return function(*args, **kwargs)
     except ApiError as error:
+        hint = f"\n{AUTH_HINT}" if error.status_code == 401 else ""
         raise _fail(
-            f"the service answered {error.status_code}:\n{format_detail(error.detail)}"
+            f"the service answered {error.status_code}:\n{format_detail(error.detail)}{hint}"
         ) from None
     except ServiceUnreachable as error:
         raise _fail(f"{error}\nstart it with `hpo serve` or set HPO_URL") from None
@@ -164,6 +180,25 @@ def print_leaderboard(client: HpoClient, study: StudyPublic, top: int = 10) -> N
     console.print(table)
 
 
+def _check_auth(settings: Any) -> None:
+    """Refuse to start, with the reason and no traceback, where the service would refuse
+    (the app checks again at start): bad tokens, or beyond loopback without tokens."""
+    from service.auth import AuthConfigError
+    from service.auth.authenticator import build_authenticator
+    from service.store import StoreUnavailable, open_store
+
+    try:
+        store = open_store(settings.resolved_database_url)
+    except StoreUnavailable:
+        return  # the service reports it itself, and waits for nothing
+    try:
+        build_authenticator(settings, store)
+    except AuthConfigError as error:
+        raise _fail(str(error), code=2) from None
+    finally:
+        store.close()
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (HPO_HOST).")] = None,
@@ -175,7 +210,15 @@ def serve(
     from service.api.app import create_app
     from service.settings import get_settings
 
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValueError as error:
+        raise _fail(f"bad settings: {_settings_error(error)}", code=2) from None
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    _check_auth(settings)
     if not settings.ray_address:
         # The embedded head runs with token auth; Ray reads the token settings when it
         # is imported, so point at the token before anything imports ray.
@@ -184,10 +227,11 @@ def serve(
         token_path = default_token_path(settings.local_ray_dir)
         ensure_ray_token(token_path)
         use_ray_token(token_path)
-    if host:
-        settings.host = host
-    if port:
-        settings.port = port
+    if not settings.api_tokens.get_secret_value():
+        err_console.print(
+            f"API token: the local token file {settings.token_file} (made at first start; "
+            "`hpo token show` prints it, the web page asks for it once)"
+        )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 
@@ -214,9 +258,10 @@ def submit(
         bool, typer.Option("--follow", "-f", help="Show progress until the study ends.")
     ] = False,
     url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """Submit a study spec."""
-    with _client(url) as client:
+    with _client(url, token) as client:
         study = _call(client.submit, file)
         console.print(
             f"submitted study [bold]{study.id}[/bold] ({study.name}), status {study.status}"
@@ -229,9 +274,9 @@ def submit(
 
 
 @app.command()
-def follow(study_id: int, url: UrlOption = None) -> None:
+def follow(study_id: int, url: UrlOption = None, token: TokenOption = None) -> None:
     """Show a study's progress until it ends."""
-    with _client(url) as client:
+    with _client(url, token) as client:
         study = follow_study(client, study_id)
         print_study(study, client.base_url)
 
@@ -242,9 +287,10 @@ def studies(
     limit: int = 50,
     offset: int = 0,
     url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """List studies, newest first."""
-    with _client(url) as client:
+    with _client(url, token) as client:
         page = _call(
             client.studies, status=status.upper() if status else None, limit=limit, offset=offset
         )
@@ -264,9 +310,9 @@ def studies(
 
 
 @app.command()
-def show(study_id: int, url: UrlOption = None) -> None:
+def show(study_id: int, url: UrlOption = None, token: TokenOption = None) -> None:
     """Show one study: status, trial counts, best trial, links."""
-    with _client(url) as client:
+    with _client(url, token) as client:
         print_study(_call(client.study, study_id), client.base_url)
 
 
@@ -276,9 +322,10 @@ def trials(
     limit: int = 20,
     order: Annotated[str, typer.Option(help="number or best")] = "best",
     url: UrlOption = None,
+    token: TokenOption = None,
 ) -> None:
     """A study's trials (best first by default)."""
-    with _client(url) as client:
+    with _client(url, token) as client:
         page = _call(client.trials, study_id, limit=limit, order=order)
     table = Table("#", "trial", "state", "best", "last", "iters", "config")
     for trial in page.items:
@@ -296,25 +343,25 @@ def trials(
 
 
 @app.command()
-def stop(study_id: int, url: UrlOption = None) -> None:
+def stop(study_id: int, url: UrlOption = None, token: TokenOption = None) -> None:
     """Stop a running study; its running trials end and what they reported is kept."""
-    with _client(url) as client:
+    with _client(url, token) as client:
         study = _call(client.stop, study_id)
     console.print(f"study {study.id} is {study.status}")
 
 
 @app.command()
-def delete(study_id: int, url: UrlOption = None) -> None:
+def delete(study_id: int, url: UrlOption = None, token: TokenOption = None) -> None:
     """Delete a finished study with its trials and results."""
-    with _client(url) as client:
+    with _client(url, token) as client:
         _call(client.delete, study_id)
     console.print(f"study {study_id} deleted")
 
 
 @app.command("trainables")
-def trainables_command(url: UrlOption = None) -> None:
+def trainables_command(url: UrlOption = None, token: TokenOption = None) -> None:
     """What studies can train, with their metrics."""
-    with _client(url) as client:
+    with _client(url, token) as client:
         items = _call(client.trainables)
     table = Table("name", "metrics", "default", "fidelity", "Ray Train workers", "description")
     for item in items:
@@ -327,6 +374,117 @@ def trainables_command(url: UrlOption = None) -> None:
             item.description,
         )
     console.print(table)
+
+
+token_app = typer.Typer(
+    help="API tokens: show the one this CLI uses; create, list and revoke stored ones.",
+    no_args_is_help=True,
+)
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("show")
+def token_show(url: UrlOption = None, token: TokenOption = None) -> None:
+    """Print the token the CLI would use (alone on the last line): --token, the URL's
+    credentials, HPO_TOKEN, or the local token file HPO_HOME/api_token."""
+    client = HpoClient(url, token=token)
+    try:
+        value, source = client.auth.resolve()
+    finally:
+        client.close()
+    if not value:
+        raise _fail(
+            f"no API token: {AUTH_HINT}; the embedded service writes "
+            "HPO_HOME/api_token (default .hpo/api_token) at its first start"
+        )
+    err_console.print(f"token from {source}")
+    print(value)
+
+
+def _settings_error(error: ValueError) -> str:
+    """A settings error as its messages, without pydantic's framing."""
+    errors = getattr(error, "errors", None)
+    if callable(errors):
+        messages = (str(item.get("msg", "")) for item in errors())
+        return "; ".join(message.removeprefix("Value error, ") for message in messages)
+    return str(error)
+
+
+def _open_token_store() -> StudyStore:
+    from service.settings import Settings
+    from service.store import StoreUnavailable, open_store
+
+    try:
+        settings = Settings()
+    except ValueError as error:
+        raise _fail(f"bad settings: {_settings_error(error)}") from None
+    try:
+        return open_store(settings.resolved_database_url)
+    except StoreUnavailable as error:
+        raise _fail(f"{error}\nset HPO_DATABASE_URL (or HPO_HOME) to the service's") from None
+
+
+@token_app.command("create")
+def token_create(
+    principal: Annotated[str, typer.Argument(help="Who the token acts for (owns its studies).")],
+    admin: Annotated[
+        bool, typer.Option("--admin", help="The token sees and touches every study.")
+    ] = False,
+) -> None:
+    """Make a token, store its hash in the service's database (HPO_DATABASE_URL or
+    HPO_HOME) and print the token once, alone on the last line."""
+    from service.auth import generate_token, hash_token, valid_principal_name
+
+    if not valid_principal_name(principal):
+        raise _fail(f"{principal!r} is not a principal name (letters, digits, '._@-')")
+    store = _open_token_store()
+    try:
+        value = generate_token()
+        record = store.add_api_token(
+            token_hash=hash_token(value), principal=principal, is_admin=admin
+        )
+    finally:
+        store.close()
+    role = "admin" if admin else "user"
+    err_console.print(
+        f"token {record.id} for {principal} ({role}); it is shown only now, keep it secret:"
+    )
+    print(value)
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """The tokens stored in the service's database (their hashes, never the tokens)."""
+    store = _open_token_store()
+    try:
+        records = store.list_api_tokens()
+    finally:
+        store.close()
+    table = Table("id", "principal", "admin", "created", "sha256")
+    for record in records:
+        table.add_row(
+            str(record.id),
+            record.principal,
+            "yes" if record.is_admin else "no",
+            record.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            record.token_hash[:12] + "…",
+        )
+    console.print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: int) -> None:
+    """Delete a stored token; the service stops accepting it within seconds."""
+    from service.store import TokenNotFound
+
+    store = _open_token_store()
+    try:
+        store.delete_api_token(token_id)
+    except TokenNotFound as error:
+        raise _fail(str(error)) from None
+    finally:
+        store.close()
+    console.print(f"token {token_id} revoked")
 
 
 def main() -> None:

@@ -1,11 +1,17 @@
-"""A small typed Python client of the REST API; the CLI is built on it."""
+"""A small typed Python client of the REST API; the CLI is built on it.
+
+Its API token, in order: ``token=``, credentials in the URL (``http://hpo:TOKEN@host``),
+``HPO_TOKEN``, the local token file ``<HPO_HOME>/api_token`` (which the embedded
+default writes at its first start; read when a request is made, so a client made before
+the service started finds it).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +20,7 @@ import httpx
 from httpx_sse import connect_sse
 
 from service.api.schemas import StudyList, StudyPublic, TrainablePublic, TrialList, TrialResults
+from service.auth.tokens import client_token, split_url_credentials
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -62,13 +69,54 @@ class StudyEvent:
         return self.kind == "study" and self.data.get("status") in TERMINAL_STATUSES
 
 
+class TokenAuth(httpx.Auth):
+    """``Authorization: Bearer`` with the client's token, looked up (see the module's doc)
+    until one is found, then kept."""
+
+    def __init__(self, explicit: str | None = None, *, home: Path | None = None) -> None:
+        self._explicit = explicit or None
+        self._home = home
+        self._found: tuple[str, str] | None = None
+
+    def resolve(self) -> tuple[str, str]:
+        """(token, where it came from); ("", "none") when there is none yet."""
+        if self._found is not None:
+            return self._found
+        token, source = client_token(self._explicit, home=self._home)
+        if token:
+            self._found = (token, source)
+        return token, source
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token, _ = self.resolve()
+        if token:
+            request.headers["Authorization"] = f"Bearer {token}"
+        yield request
+
+
 class HpoClient:
+    """``home``: where to look for the local token file (default ``HPO_HOME`` or .hpo)."""
+
     def __init__(
-        self, base_url: str | None = None, *, token: str | None = None, timeout_s: float = 30.0
+        self,
+        base_url: str | None = None,
+        *,
+        token: str | None = None,
+        home: str | Path | None = None,
+        timeout_s: float = 30.0,
     ) -> None:
-        self.base_url = (base_url or os.environ.get("HPO_URL") or DEFAULT_URL).rstrip("/")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout_s)
+        url = (base_url or os.environ.get("HPO_URL") or DEFAULT_URL).rstrip("/")
+        url, url_token = split_url_credentials(url)  # never print a token with the URL
+        self.base_url = url.rstrip("/")
+        self.auth = TokenAuth(
+            token or url_token, home=Path(home).expanduser().resolve() if home else None
+        )
+        self._http = httpx.Client(base_url=self.base_url, auth=self.auth, timeout=timeout_s)
+
+    @property
+    def token(self) -> str:
+        """The token this client sends ("" when it has none)."""
+        return self.auth.resolve()[0]
 
     def close(self) -> None:
         self._http.close()

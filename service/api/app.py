@@ -14,7 +14,10 @@ from fastapi.concurrency import run_in_threadpool
 
 from service import __version__
 from service.api.errors import install_error_handlers
-from service.api.routers import events, health, studies, trainables, web
+from service.api.routers import docs, events, health, studies, trainables, web
+from service.auth.authenticator import build_authenticator
+from service.auth.ratelimit import RateLimiter
+from service.auth.tokens import AuthConfigError
 from service.events import EventHub
 from service.launcher import RayJobLauncher
 from service.metrics import install_metrics, monitoring
@@ -52,16 +55,28 @@ def _stop_unfinished(service: StudyService) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     settings.home.mkdir(parents=True, exist_ok=True)
+    # The store and the tokens first: a service that must not start stops before Ray.
+    store = open_store(settings.resolved_database_url)
+    try:
+        app.state.authenticator = await run_in_threadpool(build_authenticator, settings, store)
+    except BaseException as error:
+        if isinstance(error, AuthConfigError):
+            log.error("%s", error)
+        store.close()
+        raise
     head: LocalRayHead | None = None
     if settings.ray_address:
         jobs_address = settings.ray_address
         runner_python = settings.runner_python or "python"
     else:
         head = LocalRayHead(settings.local_ray_dir, num_cpus=settings.ray_num_cpus)
-        await run_in_threadpool(head.start)
+        try:
+            await run_in_threadpool(head.start)
+        except BaseException:
+            store.close()
+            raise
         jobs_address = head.dashboard_url
         runner_python = settings.runner_python or sys.executable
-    store = open_store(settings.resolved_database_url)
     launcher = RayJobLauncher(
         jobs_address,
         dashboard_url=settings.ray_dashboard_url or jobs_address,
@@ -95,13 +110,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="hpo-service",
         version=__version__,
-        description="Hyperparameter search studies on Ray: submit, watch, compare.",
+        description="Hyperparameter search studies on Ray: submit, watch, compare. "
+        "Every route but /healthz, /readyz and /metrics needs an API token "
+        "(`Authorization: Bearer <token>`; `hpo token show` prints yours).",
         lifespan=lifespan,
+        # Served by routers.docs, behind the token like everything else.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
-    app.state.settings = settings or get_settings()
+    app.state.settings = settings = settings or get_settings()
+    app.state.create_limiter = RateLimiter(
+        settings.study_create_per_minute, settings.study_create_burst
+    )
     install_error_handlers(app)
     install_metrics(app)
     app.include_router(health.router)
+    app.include_router(docs.router)
     app.include_router(studies.router, prefix=API_PREFIX)
     app.include_router(events.router, prefix=API_PREFIX)
     app.include_router(trainables.router, prefix=API_PREFIX)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from search_spaces import InvalidSpec
+from service.api.auth import PageAuthRequired, SignIn, sign_in_redirect, sign_in_response
 from service.errors import LaunchError, RayUnavailable
 from service.store import InvalidTransition, StoreUnavailable, StudyNotFound, TrialNotFound
 
@@ -30,6 +31,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidTransition)
     async def _conflict(request: Request, error: InvalidTransition) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": str(error)})
+
+    @app.exception_handler(PageAuthRequired)
+    async def _sign_in_page(request: Request, error: PageAuthRequired) -> Response:
+        return sign_in_response(request, error)
+
+    @app.exception_handler(SignIn)
+    async def _signed_in(request: Request, sign_in: SignIn) -> Response:
+        return sign_in_redirect(request, sign_in)
 
     @app.exception_handler(RayUnavailable)
     @app.exception_handler(LaunchError)

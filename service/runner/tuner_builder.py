@@ -135,6 +135,9 @@ def make_scheduler(study: ValidatedStudy) -> TrialScheduler:
             hyperparam_mutations=study.space.to_pbt_mutations(),
             quantile_fraction=scheduler.quantile_fraction,
             resample_probability=scheduler.resample_probability,
+            # In lockstep: a trial never copies one that has already finished (it would
+            # take over the finished model and report nothing more).
+            synch=True,
         )
     return FIFOScheduler()  # type: ignore[no-untyped-call]
 

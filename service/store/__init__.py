@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from service.store.base import (
+    ApiTokenRecord,
     EventRecord,
     IngestedResult,
     Page,
@@ -19,6 +20,8 @@ from service.store.errors import (
     StoreError,
     StoreUnavailable,
     StudyNotFound,
+    TokenExists,
+    TokenNotFound,
     TrialNotFound,
 )
 from service.store.states import (
@@ -41,6 +44,7 @@ def open_store(url: str) -> StudyStore:
 
 
 __all__ = [
+    "ApiTokenRecord",
     "EventRecord",
     "IngestedResult",
     "ALLOWED_STUDY_TRANSITIONS",
@@ -57,6 +61,8 @@ __all__ = [
     "StudyStatus",
     "StudyStore",
     "StudySummary",
+    "TokenExists",
+    "TokenNotFound",
     "TrialNotFound",
     "TrialRecord",
     "TrialState",

@@ -15,6 +15,10 @@ Rules every implementation keeps (the contract tests in tests/store check them):
   and ids are never reused, so "events after id N" is a complete, duplicate-free resume.
 - A finished trial (TERMINATED, ERROR, PRUNED) may only move to another finished state
   when a late status arrives; it never goes back to PENDING/RUNNING.
+- Every study has an owner. Reads that take ``owner`` answer StudyNotFound for a study
+  of another owner, exactly as for a study that does not exist; ``owner=None`` (an
+  admin) sees every study.
+- API tokens are stored only as hashes; the store never sees a token itself.
 """
 
 from __future__ import annotations
@@ -121,6 +125,17 @@ class IngestedResult:
 
 
 @dataclass(frozen=True)
+class ApiTokenRecord:
+    """A stored API token: the SHA-256 of the token (never the token), who it acts for."""
+
+    id: int
+    token_hash: str
+    principal: str
+    is_admin: bool
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
 class Page:
     items: Sequence[Any]
     total: int
@@ -139,13 +154,13 @@ class StudyStore(abc.ABC):
         """Store a new study in PENDING."""
 
     @abc.abstractmethod
-    def get_study(self, study_id: int) -> StudyRecord:
-        """Raises StudyNotFound."""
+    def get_study(self, study_id: int, *, owner: str | None = None) -> StudyRecord:
+        """Raises StudyNotFound, also when ``owner`` is given and is not the study's."""
 
     @abc.abstractmethod
-    def summarize_study(self, study_id: int) -> StudySummary:
+    def summarize_study(self, study_id: int, *, owner: str | None = None) -> StudySummary:
         """The study with trial counts per state, result count and best trial.
-        Raises StudyNotFound."""
+        Raises StudyNotFound, also when ``owner`` is given and is not the study's."""
 
     @abc.abstractmethod
     def list_studies(
@@ -156,7 +171,7 @@ class StudyStore(abc.ABC):
         limit: int = 50,
         offset: int = 0,
     ) -> Page:
-        """Studies, newest first; ``items`` are StudyRecord."""
+        """Studies, newest first; ``items`` are StudyRecord. ``owner``: only that owner's."""
 
     @abc.abstractmethod
     def transition_study(
@@ -245,6 +260,24 @@ class StudyStore(abc.ABC):
     @abc.abstractmethod
     def trial_state_counts(self) -> Mapping[str, int]:
         """How many trials of all studies are in each state (every state present)."""
+
+    # --- API tokens ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def add_api_token(self, *, token_hash: str, principal: str, is_admin: bool) -> ApiTokenRecord:
+        """Store a token's hash for ``principal``. Raises TokenExists for a hash already
+        stored."""
+
+    @abc.abstractmethod
+    def find_api_token(self, token_hash: str) -> ApiTokenRecord | None:
+        """The stored token with this hash, or None."""
+
+    @abc.abstractmethod
+    def list_api_tokens(self) -> Sequence[ApiTokenRecord]:
+        """Every stored token, oldest first."""
+
+    @abc.abstractmethod
+    def delete_api_token(self, token_id: int) -> None:
+        """Revoke a stored token. Raises TokenNotFound."""
 
     # --- lifecycle --------------------------------------------------------------------
     @abc.abstractmethod

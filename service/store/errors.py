@@ -26,6 +26,19 @@ class TrialNotFound(StoreError, KeyError):
         return f"trial {self.trial_id!r} of study {self.study_id} not found"
 
 
+class TokenNotFound(StoreError, KeyError):
+    def __init__(self, token_id: int) -> None:
+        super().__init__(token_id)
+        self.token_id = token_id
+
+    def __str__(self) -> str:
+        return f"API token {self.token_id} not found"
+
+
+class TokenExists(StoreError):
+    """A token with the same hash is already stored."""
+
+
 class InvalidTransition(StoreError):
     """A study status change that the state machine does not allow (HTTP 409)."""
 

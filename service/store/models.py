@@ -26,6 +26,10 @@ Why the keys look the way they do (a study may hold 100,000 trials x 10 results)
   ``Last-Event-ID``). A result event holds only its key; readers join ``results``.
   Ids are never reused (``AUTOINCREMENT`` on SQLite).
 
+- ``studies(owner, id)`` serves a principal's own studies, newest first.
+- ``api_tokens``: tokens made by ``hpo token create``, kept only as their SHA-256
+  (``token_hash``, unique: the lookup of every request that brings such a token).
+
 Status, state and mode are stored as their string values; times as UTC (see coltypes).
 """
 
@@ -37,6 +41,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Double,
     ForeignKey,
     ForeignKeyConstraint,
@@ -70,7 +75,10 @@ class Base(DeclarativeBase):
 
 class Study(Base):
     __tablename__ = "studies"
-    __table_args__ = {"sqlite_autoincrement": True}
+    __table_args__ = (
+        Index("ix_studies_owner_id", "owner", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(255))
@@ -145,3 +153,14 @@ class Event(Base):
     trial_pk: Mapped[int | None] = mapped_column(BigId)
     iteration: Mapped[int | None] = mapped_column(Integer)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    __table_args__ = (UniqueConstraint("token_hash"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_hash: Mapped[str] = mapped_column(String(64))
+    principal: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(Boolean)
+    created_at: Mapped[dt.datetime]

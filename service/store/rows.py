@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from service.store.base import ResultRecord, StudyRecord, TrialRecord
+from service.store.base import ApiTokenRecord, ResultRecord, StudyRecord, TrialRecord
 from service.store.frozen import freeze
 from service.store.states import StudyStatus, TrialState
 
@@ -52,4 +52,14 @@ def result_record(row: Any, *, trial_id: str) -> ResultRecord:
         metrics=freeze(row.metrics),
         reported_at=row.reported_at,
         stored_at=row.stored_at,
+    )
+
+
+def api_token_record(row: Any) -> ApiTokenRecord:
+    return ApiTokenRecord(
+        id=row.id,
+        token_hash=row.token_hash,
+        principal=row.principal,
+        is_admin=bool(row.is_admin),
+        created_at=row.created_at,
     )

@@ -24,6 +24,7 @@ from sqlalchemy import (
     Table,
     bindparam,
     delete,
+    exc,
     func,
     insert,
     select,
@@ -38,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.store import eventlog
 from service.store import rows as to_record
 from service.store.base import (
+    ApiTokenRecord,
     EventRecord,
     IngestedResult,
     Page,
@@ -56,16 +58,19 @@ from service.store.errors import (
     InvalidTransition,
     StoreUnavailable,
     StudyNotFound,
+    TokenExists,
+    TokenNotFound,
     TrialNotFound,
 )
 from service.store.migrate import upgrade
-from service.store.models import Result, Study, Trial
+from service.store.models import ApiToken, Result, Study, Trial
 from service.store.states import ALLOWED_STUDY_TRANSITIONS, StudyStatus, TrialState
 from service.store.tracking import TrialStats, apply_results
 
 STUDIES = cast(Table, Study.__table__)
 TRIALS = cast(Table, Trial.__table__)
 RESULTS = cast(Table, Result.__table__)
+API_TOKENS = cast(Table, ApiToken.__table__)
 
 MODES = ("min", "max")
 IN_CHUNK = 500  # trial ids per SELECT ... IN (...)
@@ -149,13 +154,13 @@ class SqlStudyStore(StudyStore):
             eventlog.append(session, [eventlog.study_event(row.id, row.status)])
             return to_record.study_record(row)
 
-    def get_study(self, study_id: int) -> StudyRecord:
+    def get_study(self, study_id: int, *, owner: str | None = None) -> StudyRecord:
         with self._session() as session:
-            return to_record.study_record(_study_row(session, study_id))
+            return to_record.study_record(_study_row(session, study_id, owner=owner))
 
-    def summarize_study(self, study_id: int) -> StudySummary:
+    def summarize_study(self, study_id: int, *, owner: str | None = None) -> StudySummary:
         with self._session() as session:
-            study = _study_row(session, study_id)
+            study = _study_row(session, study_id, owner=owner)
             counts = {state.value: 0 for state in TrialState}
             for state, count in session.execute(
                 select(TRIALS.c.state, func.count())
@@ -485,6 +490,44 @@ class SqlStudyStore(StudyStore):
                 counts[value] = int(count)
         return counts
 
+    # --- API tokens ---------------------------------------------------------------------
+    def add_api_token(self, *, token_hash: str, principal: str, is_admin: bool) -> ApiTokenRecord:
+        try:
+            with self._session(write=True) as session:
+                row = session.execute(
+                    insert(API_TOKENS)
+                    .values(
+                        token_hash=token_hash,
+                        principal=principal,
+                        is_admin=bool(is_admin),
+                        created_at=utcnow(),
+                    )
+                    .returning(*API_TOKENS.c)
+                ).one()
+                return to_record.api_token_record(row)
+        except exc.IntegrityError as error:
+            raise TokenExists("a token with the same hash is already stored") from error
+
+    def find_api_token(self, token_hash: str) -> ApiTokenRecord | None:
+        with self._session() as session:
+            row = session.execute(
+                select(API_TOKENS).where(API_TOKENS.c.token_hash == token_hash)
+            ).first()
+            return None if row is None else to_record.api_token_record(row)
+
+    def list_api_tokens(self) -> Sequence[ApiTokenRecord]:
+        with self._session() as session:
+            rows = session.execute(select(API_TOKENS).order_by(API_TOKENS.c.id))
+            return tuple(to_record.api_token_record(row) for row in rows)
+
+    def delete_api_token(self, token_id: int) -> None:
+        with self._session(write=True) as session:
+            gone = session.execute(
+                delete(API_TOKENS).where(API_TOKENS.c.id == token_id).returning(API_TOKENS.c.id)
+            ).first()
+            if gone is None:
+                raise TokenNotFound(token_id)
+
     # --- lifecycle --------------------------------------------------------------------
     def ping(self) -> None:
         with self._session() as session:
@@ -519,9 +562,15 @@ def _check_paging(limit: int, offset: int) -> None:
         raise ValueError("limit and offset must not be negative")
 
 
-def _study_row(session: Session, study_id: int, *columns: Any, lock: bool = False) -> Row[Any]:
+def _study_row(
+    session: Session, study_id: int, *columns: Any, lock: bool = False, owner: str | None = None
+) -> Row[Any]:
+    """The study's row; StudyNotFound when there is none, or when ``owner`` is given and
+    the study is someone else's (indistinguishable on purpose)."""
     query: Select[Any] = select(*columns) if columns else select(STUDIES)
     query = query.where(STUDIES.c.id == study_id)
+    if owner is not None:
+        query = query.where(STUDIES.c.owner == owner)
     if lock:
         query = query.with_for_update()
     row = session.execute(query).first()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import httpx
@@ -12,7 +11,6 @@ from httpx_sse import ServerSentEvent, connect_sse
 
 from service.api.app import create_app
 from service.client import HpoClient
-from service.settings import Settings
 from tests.fixtures.service import LiveService
 from tests.fixtures.watch import TERMINAL, FollowedStudy, data, noop_spec, sse_events
 
@@ -103,15 +101,10 @@ def test_events_survive_a_service_restart(
 ) -> None:
     """A new service process on the same database serves the same events, so a client
     resuming with Last-Event-ID after a restart gets exactly the rest."""
-    settings = Settings(
-        home=live_service.home,
-        ray_address=live_service.ray.dashboard_url,
-        runner_python=sys.executable,
-        job_poll_interval_s=3600,
-    )
+    settings = live_service.settings(job_poll_interval_s=3600)
     events = followed_study.events
     middle = events[len(events) // 2]
-    with TestClient(create_app(settings)) as fresh:
+    with TestClient(create_app(settings), headers=live_service.headers()) as fresh:
         path = f"/api/v1/studies/{followed_study.study_id}/events"
         with connect_sse(fresh, "GET", path, headers={"Last-Event-ID": middle.id}) as src:
             rest = [e for e in src.iter_sse() if e.data]

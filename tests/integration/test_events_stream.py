@@ -48,6 +48,9 @@ def server(tmp_path: Path) -> Iterator[tuple[str, StudyStore, object]]:
             pass
         assert time.monotonic() < deadline, "the service did not start"
         time.sleep(0.1)
+    # No token configured: the embedded default made one; the URL's credentials carry it.
+    token = (tmp_path / "api_token").read_text().strip()
+    url = f"http://local:{token}@127.0.0.1:{port}"
     store = open_store(settings.resolved_database_url)
     try:
         yield url, store, app

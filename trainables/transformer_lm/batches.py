@@ -50,12 +50,12 @@ class TrainBatches:
         high = len(self._data) - self.seq_len - 1
         starts = torch.randint(0, high, (global_batch,), generator=generator)
         mine = starts[self.dp_rank * self.batch_size : (self.dp_rank + 1) * self.batch_size]
-        # Drawn for the whole global batch too, so a rank's noise does not depend on dp_size.
-        noise = torch.rand(global_batch, self.seq_len, generator=generator)
-        replacement = torch.randint(0, 256, (global_batch, self.seq_len), generator=generator)
         window = _windows(self._data, mine, self.seq_len)
         inputs, targets = window[:, :-1], window[:, 1:]
         if self.token_dropout > 0:
+            # Drawn for the whole global batch, so a rank's noise does not depend on dp_size.
+            noise = torch.rand(global_batch, self.seq_len, generator=generator)
+            replacement = torch.randint(0, 256, (global_batch, self.seq_len), generator=generator)
             rows = slice(self.dp_rank * self.batch_size, (self.dp_rank + 1) * self.batch_size)
             dropped = noise[rows] < self.token_dropout
             inputs = torch.where(dropped, replacement[rows], inputs)

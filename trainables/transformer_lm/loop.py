@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol, cast
 
 import torch
-import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from torch.distributed.tensor import DTensor
 
@@ -230,8 +229,10 @@ def train(
             "evaluation": evaluation + 1,
             "step": (evaluation + 1) * hp.steps_per_eval,
             **interval,
-            **evaluate(runnable, val_data, topology, device, hp.vocab_size, autocast),
-            "latency_ms": latency_ms(runnable, hp.seq_len, device, autocast),
+            # Measured on the uncompiled model: other shapes and no_grad would each make
+            # torch.compile build another graph, for a few batches.
+            **evaluate(unwrap(model), val_data, topology, device, hp.vocab_size, autocast),
+            "latency_ms": latency_ms(unwrap(model), hp.seq_len, device, autocast),
             "peak_mem_mb": peak_memory_mb(device),
             "params": params,
             "pbt_exploits": progress.exploits,
@@ -264,7 +265,8 @@ def _train_interval(
     """``steps_per_eval`` optimizer steps; the interval's training metrics."""
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    grad_norm = update_ratio = 0.0
+    grad_norm = torch.zeros(())
+    update_ratio = 0.0
     lr = hp.lr
     _synchronize(device)
     started = time.perf_counter()
@@ -275,14 +277,13 @@ def _train_interval(
         lr = learning_rate(hp, step, total_steps)
         _set_hyperparams(optimizer, hp, lr)
         for micro in range(hp.grad_accum_steps):
-            inputs, targets = (t.to(device, non_blocking=True) for t in data.get(step, micro))
+            inputs, targets = (_to_device(t, device) for t in data.get(step, micro))
             sync = micro == hp.grad_accum_steps - 1
             no_sync = getattr(model, "no_sync", None)  # DDP: all-reduce on the last micro-step
             context = nullcontext() if sync or no_sync is None else no_sync()
             with context:
                 with autocast():
-                    logits = model(inputs)
-                    loss = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten())
+                    loss = model(inputs, targets)
                 scaler.scale(loss / hp.grad_accum_steps).backward()
             loss_sum += loss.detach().double()
         average_gradients_over_dp(model, topology)
@@ -297,7 +298,7 @@ def _train_interval(
             with torch.no_grad():
                 after = list(model.parameters())
                 delta = global_norm([a - b for a, b in zip(after, before, strict=True)], topology)
-                update_ratio = delta / max(global_norm(after, topology), 1e-12)
+                update_ratio = float(delta) / max(float(global_norm(after, topology)), 1e-12)
         if on_step is not None:
             on_step(step)
     _synchronize(device)
@@ -307,7 +308,7 @@ def _train_interval(
     tokens = hp.steps_per_eval * hp.tokens_per_step * topology.dp_size
     return {
         "train_loss": float(loss_sum) / micro_batches,
-        "grad_norm": grad_norm,
+        "grad_norm": float(grad_norm),
         "update_ratio": update_ratio,
         "lr": lr,
         "tokens_per_s": tokens / elapsed,
@@ -347,6 +348,13 @@ def _compress(
         dp_size=1,
     )
     return compressed_metrics(hp, state, batches, device)
+
+
+def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    if device.type != "cuda":
+        return tensor
+    # From pinned memory the copy is asynchronous: the CPU goes on queueing the step.
+    return tensor.pin_memory().to(device, non_blocking=True)
 
 
 def _synchronize(device: torch.device) -> None:

@@ -118,14 +118,23 @@ class TransformerLM(nn.Module):
             std = residual_std if name.endswith(("out.weight", "proj.weight")) else 0.02
             nn.init.normal_(parameter, mean=0.0, std=std)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Logits ``[batch, seq, vocab]`` for token ids ``[batch, seq]``."""
+    def forward(self, tokens: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits ``[batch, seq, vocab]`` for token ids ``[batch, seq]``; with ``targets``,
+        the mean next-token cross-entropy instead.
+
+        The loss is computed here so that ``torch.compile`` fuses it with the output layer
+        and never writes the logits out in float32 (a large share of a step's memory
+        traffic at GPT-2's vocabulary).
+        """
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         x = self.dropout(self.tok_emb(tokens) + self.pos_emb(positions))
         for block in self.blocks:
             x = block(x)
         x = self.norm_f(x)
-        return F.linear(x, self.tok_emb.weight)  # tied output layer
+        logits = F.linear(x, self.tok_emb.weight)  # tied output layer
+        if targets is None:
+            return logits
+        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -119,45 +119,53 @@ def _local(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to_local() if isinstance(tensor, DTensor) else tensor
 
 
-def global_norm(tensors: Iterable[torch.Tensor], topology: Topology) -> float:
+def global_norm(tensors: Iterable[torch.Tensor], topology: Topology) -> torch.Tensor:
     """The L2 norm of all ``tensors`` together, each counted once however it is sharded.
 
     A DTensor's local shards are summed over the tensor-parallel group; replicated tensors
     are the same on every peer and counted once. Data-parallel ranks hold equal values.
+    A 0-d tensor on the device: reading it is the caller's one host synchronisation.
     """
-    sharded = torch.zeros((), dtype=torch.float64)
-    replicated = torch.zeros((), dtype=torch.float64)
+    sharded: list[torch.Tensor] = []
+    replicated: list[torch.Tensor] = []
     for tensor in tensors:
         local = _local(tensor).detach()
-        square = local.double().pow(2).sum().cpu()
-        if isinstance(tensor, DTensor) and any(p.is_shard() for p in tensor.placements):
-            sharded += square
-        else:
-            replicated += square
+        square = torch.linalg.vector_norm(local, dtype=torch.float32).pow(2)
+        is_sharded = isinstance(tensor, DTensor) and any(p.is_shard() for p in tensor.placements)
+        (sharded if is_sharded else replicated).append(square)
+    device = _collective_device(topology) if topology.tp_size > 1 else None
+    total_sharded = _sum(sharded, device)
     if topology.tp_size > 1:
-        device = _collective_device(topology)
-        sharded_on = sharded.to(device)
-        dist.all_reduce(sharded_on, group=topology.tp_group)
-        sharded = sharded_on.cpu()
-    return float((sharded + replicated).sqrt())
+        dist.all_reduce(total_sharded, group=topology.tp_group)
+    total = total_sharded + _sum(replicated, total_sharded.device)
+    return total.sqrt()
+
+
+def _sum(values: list[torch.Tensor], device: torch.device | None) -> torch.Tensor:
+    if not values:
+        return torch.zeros((), dtype=torch.float32, device=device)
+    return torch.stack([v.to(device or values[0].device) for v in values]).sum()
 
 
 def _collective_device(topology: Topology) -> torch.device:
-    backend = dist.get_backend(topology.tp_group)
-    if backend == "nccl":
+    """Where a tensor must live for a collective on the tensor-parallel group."""
+    if dist.get_backend(topology.tp_group) == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
 
 
-def clip_gradients(model: nn.Module, max_norm: float, topology: Topology) -> float:
-    """Scale gradients so their global norm is at most ``max_norm``; returns the norm before."""
+def clip_gradients(model: nn.Module, max_norm: float, topology: Topology) -> torch.Tensor:
+    """Scale gradients so their global norm is at most ``max_norm``; returns the norm before.
+
+    Without a host synchronisation (as ``torch.nn.utils.clip_grad_norm_`` does it): the
+    scale is computed on the device, so the CPU can queue the next step meanwhile.
+    """
     grads = [p.grad for p in model.parameters() if p.grad is not None]
     norm = global_norm(grads, topology)
-    if max_norm > 0 and norm > max_norm:
-        scale = max_norm / (norm + 1e-6)
-        with torch.no_grad():
-            for grad in grads:
-                _local(grad).mul_(scale)
+    if max_norm > 0 and grads:
+        scale = torch.clamp(max_norm / (norm + 1e-6), max=1.0)
+        locals_ = [_local(grad) for grad in grads]
+        torch._foreach_mul_(locals_, scale.to(locals_[0].device))
     return norm
 
 

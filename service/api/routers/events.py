@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from sse_starlette import EventSourceResponse
 
+from service.api.auth import VisibleStudyDep
 from service.api.deps import StoreDep
 from service.events import EventHub, has_events_after
 
@@ -25,7 +25,7 @@ HEARTBEAT_S = 15.0
     },
 )
 async def study_events(
-    study_id: int,
+    study: VisibleStudyDep,
     request: Request,
     store: StoreDep,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
@@ -33,13 +33,14 @@ async def study_events(
 ) -> Response:
     """``study`` (status), ``trial`` (created, state changes) and ``result`` events, each
     with an increasing ``id``. Resuming with ``Last-Event-ID`` (or ``?after=``) sends
-    every later event once. The stream ends after the study's terminal ``study`` event."""
+    every later event once. The stream ends after the study's terminal ``study`` event.
+    A browser's ``EventSource`` authenticates with the page's ``hpo_token`` cookie."""
+    study_id = study.id
     cursor = after or 0
     if last_event_id:
         if not last_event_id.strip().isdigit():
             raise HTTPException(status_code=422, detail="Last-Event-ID must be an event id")
         cursor = int(last_event_id)
-    study = await run_in_threadpool(store.get_study, study_id)
     if study.status.is_terminal and not await has_events_after(store, study_id, cursor):
         return Response(status_code=204)  # tells an EventSource not to reconnect
     hub: EventHub = request.app.state.event_hub

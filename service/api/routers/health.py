@@ -1,4 +1,5 @@
-"""Liveness and readiness probes."""
+"""Liveness and readiness probes: open (Kubernetes probes bring no token); readiness tells
+only "ok" or "unavailable" unless the caller brings a valid token."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from service.api.auth import OptionalPrincipalDep
 from service.api.deps import LauncherDep, StoreDep
 from service.api.schemas import Health
 
@@ -18,7 +20,9 @@ def healthz() -> Health:
 
 
 @router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
-async def readyz(store: StoreDep, launcher: LauncherDep) -> JSONResponse:
+async def readyz(
+    store: StoreDep, launcher: LauncherDep, principal: OptionalPrincipalDep
+) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
         await run_in_threadpool(store.ping)
@@ -31,5 +35,7 @@ async def readyz(store: StoreDep, launcher: LauncherDep) -> JSONResponse:
     except Exception as error:
         checks["ray"] = str(error)
     ready = all(value == "ok" for value in checks.values())
+    if principal is None:  # error texts may name hosts and users: only for callers we know
+        checks = {name: "ok" if value == "ok" else "unavailable" for name, value in checks.items()}
     body = Health(status="ok" if ready else "unavailable", checks=checks)
     return JSONResponse(status_code=200 if ready else 503, content=body.model_dump())

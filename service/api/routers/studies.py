@@ -1,4 +1,8 @@
-"""/studies: create (JSON or YAML), list, get, stop, delete, trials and their results."""
+"""/studies: create (JSON or YAML), list, get, stop, delete, trials and their results.
+
+Every route needs a token; a principal sees only the studies it owns (another's study
+answers 404, as a missing one does), an admin sees all.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
+from service.api.auth import CreateLimitDep, PrincipalDep, VisibleStudyDep
 from service.api.deps import StoreDep, StudiesDep
 from service.api.schemas import (
     ResultPublic,
@@ -45,56 +50,71 @@ def study_public(store: StudyStore, study_id: int) -> StudyPublic:
     status_code=status.HTTP_201_CREATED,
     response_model=StudyPublic,
     openapi_extra=_CREATE_BODY,
-    responses={422: {"description": "invalid spec, with the field path"}, 503: {}},
+    responses={
+        422: {"description": "invalid spec, with the field path"},
+        429: {"description": "the principal creates studies too fast"},
+        503: {},
+    },
+    dependencies=[CreateLimitDep],
 )
-async def create_study(request: Request, studies: StudiesDep, store: StoreDep) -> StudyPublic:
+async def create_study(
+    request: Request, principal: PrincipalDep, studies: StudiesDep, store: StoreDep
+) -> StudyPublic:
+    """Create and launch a study owned by the caller."""
     body = await request.body()
     if len(body) > MAX_BODY_BYTES:
         raise HTTPException(status_code=413, detail=f"the body is over {MAX_BODY_BYTES} bytes")
     document = parse_spec_document(body, request.headers.get("content-type"))
-    record = await run_in_threadpool(studies.create, document)
+    record = await run_in_threadpool(studies.create, document, principal.name)
     return await run_in_threadpool(study_public, store, record.id)
 
 
 @router.get("", response_model=StudyList)
 def list_studies(
     store: StoreDep,
+    principal: PrincipalDep,
     status_filter: Annotated[StudyStatus | None, Query(alias="status")] = None,
+    owner: Annotated[str | None, Query(description="only this owner's (admins)")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> StudyList:
-    page = store.list_studies(status=status_filter, limit=limit, offset=offset)
+    """The caller's studies (an admin: everyone's, or one ``owner``'s), newest first."""
+    if not principal.is_admin:
+        if owner is not None and owner != principal.name:
+            return StudyList(items=[], total=0, limit=limit, offset=offset)
+        owner = principal.name
+    page = store.list_studies(status=status_filter, owner=owner, limit=limit, offset=offset)
     items = [study_public(store, record.id) for record in page.items]
     return StudyList(items=items, total=page.total, limit=page.limit, offset=page.offset)
 
 
-@router.get("/{study_id}", response_model=StudyPublic)
-def get_study(study_id: int, store: StoreDep) -> StudyPublic:
-    return study_public(store, study_id)
+@router.get("/{study_id}", response_model=StudyPublic, responses={404: {}})
+def get_study(study: VisibleStudyDep, store: StoreDep) -> StudyPublic:
+    return study_public(store, study.id)
 
 
 @router.post("/{study_id}/stop", response_model=StudyPublic, responses={404: {}, 409: {}})
-def stop_study(study_id: int, studies: StudiesDep, store: StoreDep) -> StudyPublic:
-    studies.stop(study_id)
-    return study_public(store, study_id)
+def stop_study(study: VisibleStudyDep, studies: StudiesDep, store: StoreDep) -> StudyPublic:
+    studies.stop(study.id)
+    return study_public(store, study.id)
 
 
 @router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}, 409: {}})
-def delete_study(study_id: int, studies: StudiesDep) -> Response:
-    studies.delete(study_id)
+def delete_study(study: VisibleStudyDep, studies: StudiesDep) -> Response:
+    studies.delete(study.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{study_id}/trials", response_model=TrialList)
+@router.get("/{study_id}/trials", response_model=TrialList, responses={404: {}})
 def list_trials(
-    study_id: int,
+    study: VisibleStudyDep,
     store: StoreDep,
     state: TrialState | None = None,
     order: Annotated[str, Query(pattern="^(number|best)$")] = "number",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> TrialList:
-    page = store.list_trials(study_id, state=state, limit=limit, offset=offset, order=order)
+    page = store.list_trials(study.id, state=state, limit=limit, offset=offset, order=order)
     return TrialList(
         items=[TrialPublic.of(trial) for trial in page.items],
         total=page.total,
@@ -103,9 +123,11 @@ def list_trials(
     )
 
 
-@router.get("/{study_id}/trials/{trial_id}/results", response_model=TrialResults)
-def trial_results(study_id: int, trial_id: str, store: StoreDep) -> TrialResults:
-    results = store.get_results(study_id, trial_id)
+@router.get(
+    "/{study_id}/trials/{trial_id}/results", response_model=TrialResults, responses={404: {}}
+)
+def trial_results(study: VisibleStudyDep, trial_id: str, store: StoreDep) -> TrialResults:
+    results = store.get_results(study.id, trial_id)
     return TrialResults(
-        study_id=study_id, trial_id=trial_id, items=[ResultPublic.of(r) for r in results]
+        study_id=study.id, trial_id=trial_id, items=[ResultPublic.of(r) for r in results]
     )

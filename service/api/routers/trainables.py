@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
+from service.api.auth import current_principal
 from service.api.schemas import TrainablePublic
 from trainables import list_trainables
 
-router = APIRouter(prefix="/trainables", tags=["trainables"])
+router = APIRouter(
+    prefix="/trainables", tags=["trainables"], dependencies=[Depends(current_principal)]
+)
 
 
 @router.get("", response_model=list[TrainablePublic])

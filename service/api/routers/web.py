@@ -1,4 +1,9 @@
-"""The web page: the study list at ``/``, a study's live page, its static files and snapshot."""
+"""The web page: the study list at ``/``, a study's live page, its static files and snapshot.
+
+All of it needs a token (see service.api.auth): a browser signs in once, with its own
+dialog (Basic) or ``/?token=TOKEN``, and then the ``hpo_token`` cookie carries the token
+for the page's API calls and its event stream.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 
+from service.api.auth import PageAuthDep, VisibleStudyDep, remember
 from service.api.deps import StoreDep
 from service.api.routers.studies import study_public
 from service.store import StudyStore
@@ -31,25 +37,26 @@ def _page() -> FileResponse:
 
 
 @router.get("/", include_in_schema=False)
-def index() -> FileResponse:
-    return _page()
+def index(request: Request, auth: PageAuthDep) -> Response:
+    return remember(_page(), request, auth)
 
 
 @router.get("/studies/{study_id}", include_in_schema=False)
-def study_page(study_id: int) -> FileResponse:
-    return _page()
+def study_page(study_id: int, request: Request, auth: PageAuthDep) -> Response:
+    return remember(_page(), request, auth)
 
 
 @router.get("/static/{name}", include_in_schema=False)
-def static_file(name: str) -> FileResponse:
+def static_file(name: str, request: Request, auth: PageAuthDep) -> Response:
     path = STATIC_DIR / name
     if "/" in name or name.startswith(".") or not path.is_file():
         raise HTTPException(status_code=404, detail=f"no static file {name!r}")
-    return FileResponse(
+    response = FileResponse(
         path,
         media_type=MEDIA_TYPES.get(path.suffix, "application/octet-stream"),
         headers={"Cache-Control": "no-cache"},
     )
+    return remember(response, request, auth)
 
 
 def snapshot(store: StudyStore, study_id: int) -> dict[str, Any]:
@@ -86,11 +93,11 @@ def snapshot(store: StudyStore, study_id: int) -> dict[str, Any]:
 
 
 @router.get("/api/v1/studies/{study_id}/snapshot", responses={404: {}})
-async def study_snapshot(study_id: int, store: StoreDep) -> Response:
+async def study_snapshot(study: VisibleStudyDep, store: StoreDep) -> Response:
     """The study page's first view: study, trials, learning curves, and the event id
     to follow ``/events`` from (``?after=``)."""
 
     def encoded() -> bytes:
-        return json.dumps(snapshot(store, study_id), separators=(",", ":")).encode()
+        return json.dumps(snapshot(store, study.id), separators=(",", ":")).encode()
 
     return Response(await run_in_threadpool(encoded), media_type="application/json")

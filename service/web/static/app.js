@@ -9,7 +9,10 @@
  */
 "use strict";
 (function () {
-  const API = "/api/v1";
+  // Absolute, from the origin: a page opened as http://user:token@host/ has credentials in
+  // its base URL, and fetch() refuses relative URLs against such a base. The API calls
+  // and the event stream authenticate with the hpo_token cookie set when the page loaded.
+  const API = new URL("/api/v1", location.origin).href;
   const FINISHED = new Set(["TERMINATED", "ERROR", "PRUNED"]);
   const TERMINAL = new Set(["COMPLETED", "FAILED", "STOPPED"]);
   const STATE_COLORS = {
@@ -63,7 +66,8 @@
     return el("span", { class: "bar", title: `${done}/${total}` }, el("span", { style: `width:${pct}%` }));
   }
   async function getJSON(url) {
-    const response = await fetch(url);
+    const response = await fetch(url, { credentials: "same-origin" });
+    if (response.status === 401) throw new Error("not signed in (401): reload the page to sign in");
     if (!response.ok) throw new Error(`${url}: ${response.status}`);
     return response.json();
   }
