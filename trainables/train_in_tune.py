@@ -28,12 +28,13 @@ import uuid
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pyarrow.fs
 import ray
 import ray.train
 from ray import tune
+from ray.train.v2._internal.execution.callback import ControllerCallback
 from ray.train.v2.api.callback import UserCallback
 from ray.train.v2.api.config import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.v2.torch.torch_trainer import TorchTrainer  # = ray.train.torch.TorchTrainer (V2)
@@ -63,6 +64,27 @@ class _Result:
     metrics: dict[str, Any]
     checkpoint: ray.train.Checkpoint | None
     controller: Any  # the Train controller's actor handle
+
+
+@dataclass(frozen=True)
+class _Started:
+    controller: Any  # the Train controller's actor handle, before any result
+
+
+class AnnounceController(ControllerCallback):
+    """Runs in the Train controller as it starts: hands the trial function its handle.
+
+    Without it, a trial told to stop before its run's first result (HyperBand pausing a
+    trial whose workers are still starting) could not abort the run, and with reused
+    trial actors the run would keep its workers while the next trial waits for them.
+    (Ray Train passes callbacks that are not ``UserCallback`` to its controller as is.)
+    """
+
+    def __init__(self, queue: Queue) -> None:
+        self._queue = queue
+
+    def after_controller_start(self, train_run_context: Any) -> None:
+        self._queue.put(_Started(ray.get_runtime_context().current_actor))
 
 
 class ForwardToTrial(UserCallback):
@@ -130,7 +152,7 @@ def fit_in_tune(
             name=f"{trial_id}-from{iteration:04d}-{uuid.uuid4().hex[:6]}",
             storage_path=storage_path,
             storage_filesystem=filesystem,
-            callbacks=[ForwardToTrial(queue)],
+            callbacks=[cast(UserCallback, AnnounceController(queue)), ForwardToTrial(queue)],
             checkpoint_config=CheckpointConfig(num_to_keep=KEEP_TRAIN_CHECKPOINTS),
             # Failures go to Tune, which retries from the trial's latest checkpoint.
             failure_config=FailureConfig(max_failures=0),
@@ -142,6 +164,8 @@ def fit_in_tune(
     try:
         while (result := _next_result(queue, fit)) is not None:
             controller = result.controller
+            if isinstance(result, _Started):
+                continue
             iteration += 1
             pointer_checkpoint.report(result.metrics, result.checkpoint, iteration)
         fit.join()
@@ -149,6 +173,8 @@ def fit_in_tune(
             raise fit.error
     except BaseException:
         # Tune stopping or pausing the trial arrives here as SystemExit from tune.report.
+        if controller is None and fit.is_alive():
+            controller = _controller_once_started(queue)
         _abort(controller, queue)
         raise
     finally:
@@ -169,7 +195,7 @@ class _FitThread(threading.Thread):
             self.error = error
 
 
-def _next_result(queue: Queue, fit: _FitThread) -> _Result | None:
+def _next_result(queue: Queue, fit: _FitThread) -> _Result | _Started | None:
     """The next Train result; None once the run has ended and every result was taken.
 
     Raises ``SystemExit`` when Tune stops the trial while it waits (as ``tune.report``
@@ -190,6 +216,15 @@ def _next_result(queue: Queue, fit: _FitThread) -> _Result | None:
             return None
 
 
+def _controller_once_started(queue: Queue) -> Any:
+    """The run's controller, waiting a little for it to announce itself."""
+    try:
+        item = queue.get(timeout=_ABORT_TIMEOUT_S / 3)
+    except Empty:
+        return None
+    return item.controller
+
+
 def _tune_is_stopping() -> bool:
     try:
         from ray.train._internal.session import get_session
@@ -203,7 +238,7 @@ def _tune_is_stopping() -> bool:
 def _abort(controller: Any, queue: Queue) -> None:
     """Stop the Train run, which releases its workers and placement group."""
     if controller is None:
-        return  # no report yet; the controller dies with the trial's actor
+        return  # the controller has not started: nothing holds workers yet
     done = controller.abort.remote()
     deadline = _ABORT_TIMEOUT_S
     while deadline > 0:
