@@ -209,15 +209,17 @@ def command_ray(args: argparse.Namespace) -> None:
     processes exist, as for every trial of a study after its first.
     """
     from service.ray_local import LocalRayHead
+
+    hp = _hp(args)
+    state = Path(tempfile.mkdtemp(prefix="hpo-bench-ray-"))
+    head = LocalRayHead(state, num_cpus=os.cpu_count() or 8)
+    head.start()  # sets the token variables Ray reads when it is imported: import it after
+    import ray
+
     from trainables.train_in_tune import TRAIN_POLL_ENV, TRAIN_POLL_S
 
     # As a trial does (trainables.train_in_tune): the Train controller polls faster.
     os.environ.setdefault(TRAIN_POLL_ENV, str(TRAIN_POLL_S))
-    hp = _hp(args)
-    state = Path(tempfile.mkdtemp(prefix="hpo-bench-ray-"))
-    head = LocalRayHead(state, num_cpus=os.cpu_count() or 8)
-    head.start()  # sets the token variables Ray reads when it is imported
-    import ray
 
     try:
         ray.init(address=head.address, log_to_driver=False)
@@ -305,21 +307,17 @@ def command_all(args: argparse.Namespace) -> None:
         ("--no-compile", "--fused"),
         ("--no-compile", "--no-fused"),
     ]
-    for compile_flag, fused_flag in variants:
-        rows.append(_run_json([*me, "single", compile_flag, fused_flag, *quick], log, 240))
-    rows.append(_run_json([*me, "single", "--batch=64", *quick], log, 240))
-    if gpus >= 2:
+    wanted = set(args.rows.split(","))
+    if "single" in wanted:
+        for compile_flag, fused_flag in variants[:1] if args.compiled_only else variants:
+            rows.append(_run_json([*me, "single", compile_flag, fused_flag, *quick], log, 240))
+        rows.append(_run_json([*me, "single", "--batch=64", *quick], log, 240))
+    if gpus >= 2 and "ddp" in wanted:
         torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-        rows.append(
-            _run_json(
-                [*torchrun, "--nproc-per-node=1", *me[1:], "torchrun-worker", *quick], log, 420
-            )
-        )
-        rows.append(
-            _run_json(
-                [*torchrun, "--nproc-per-node=2", *me[1:], "torchrun-worker", *quick], log, 420
-            )
-        )
+        for gpus_used in (1, 2) if "single" in wanted else (2,):
+            worker = [f"--nproc-per-node={gpus_used}", *me[1:], "torchrun-worker", *quick]
+            rows.append(_run_json([*torchrun, *worker], log, 420))
+    if gpus >= 2 and "ray" in wanted:
         rows.append(_run_json([*me, "ray", "--gpus=2", *quick], log, 300))
     _derive(rows)
     _save(rows, args.out, "train_gpu.json", device=torch.cuda.get_device_name(0), gpus=gpus)
@@ -389,6 +387,11 @@ def main() -> None:
         sub = commands.add_parser(name)
         sub.add_argument("--quick", action="store_true", help="fewer steps")
         sub.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+        if name == "all":
+            sub.add_argument("--rows", default="single,ddp,ray", help="which groups of rows")
+            sub.add_argument(
+                "--compiled-only", action="store_true", help="skip the uncompiled 1-GPU rows"
+            )
         if name == "single":
             sub.add_argument("--compile", action=argparse.BooleanOptionalAction, default=True)
             sub.add_argument("--fused", action=argparse.BooleanOptionalAction, default=True)
