@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -21,6 +22,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+# The service needs a bearer token: the benchmark gives it one and its clients use it.
+BENCH_TOKEN = secrets.token_urlsafe(24)
+os.environ["HPO_TOKEN"] = BENCH_TOKEN
 
 from service.client import HpoClient  # noqa: E402
 from service.ray_local import LocalRayHead, free_port  # noqa: E402
@@ -100,6 +105,7 @@ def run_service(jobs_address: str, num_trials: int, home: Path) -> dict[str, Any
         "HPO_RAY_ADDRESS": jobs_address,
         "HPO_PORT": str(port),
         "HPO_RUNNER_PYTHON": sys.executable,
+        "HPO_API_TOKENS": f"{BENCH_TOKEN}=bench:admin",
     }
     log = (home / "service.log").open("wb")
     server = subprocess.Popen(

@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import random
+import secrets
 import statistics
 import subprocess
 import sys
@@ -32,6 +33,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+# The service needs a bearer token: the benchmark gives it one and its clients use it.
+BENCH_TOKEN = secrets.token_urlsafe(24)
+os.environ["HPO_TOKEN"] = BENCH_TOKEN
 
 import httpx  # noqa: E402
 from httpx_sse import aconnect_sse  # noqa: E402
@@ -77,7 +82,10 @@ class Clients:
     async def _all(self) -> None:
         limits = httpx.Limits(max_connections=self.n + 5)
         timeout = httpx.Timeout(30, read=300)
-        async with httpx.AsyncClient(base_url=self.url, limits=limits, timeout=timeout) as http:
+        headers = {"Authorization": f"Bearer {BENCH_TOKEN}"}
+        async with httpx.AsyncClient(
+            base_url=self.url, limits=limits, timeout=timeout, headers=headers
+        ) as http:
             await asyncio.gather(
                 self._parsing(http), *(self._raw(http, i) for i in range(1, self.n))
             )
@@ -336,6 +344,7 @@ def main() -> int:
             "HPO_RAY_ADDRESS": head.dashboard_url,
             "HPO_PORT": str(port),
             "HPO_RUNNER_PYTHON": sys.executable,
+            "HPO_API_TOKENS": f"{BENCH_TOKEN}=bench:admin",
         }
         log = (root / "service.log").open("wb")
         server = subprocess.Popen(

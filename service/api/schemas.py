@@ -134,10 +134,13 @@ class TrainablePublic(BaseModel):
     name: str
     description: str
     metrics: list[str]
+    final_metrics: list[str]  # reported once, with the last iteration
     default_metric: str
     default_mode: str
     fidelity_key: str | None
     uses_train_workers: bool
+    supports_tensor_parallel: bool
+    pbt_mutable: list[str] | None  # keys PBT may change mid-trial; None: every key
     default_search_space: dict[str, Any]
     default_config: dict[str, Any]
 
@@ -147,10 +150,13 @@ class TrainablePublic(BaseModel):
             name=trainable.name,
             description=trainable.description,
             metrics=list(trainable.metrics),
+            final_metrics=list(trainable.final_metrics),
             default_metric=trainable.default_metric,
             default_mode=trainable.default_mode,
             fidelity_key=trainable.fidelity_key,
             uses_train_workers=trainable.uses_train_workers,
+            supports_tensor_parallel=trainable.supports_tensor_parallel,
+            pbt_mutable=sorted(trainable.pbt_mutable) if trainable.pbt_mutable else None,
             default_search_space=dict(trainable.default_search_space),
             default_config=dict(trainable.default_config),
         )

@@ -36,7 +36,7 @@ class TrainBatches:
     ) -> None:
         if len(data) <= seq_len + 1:
             raise ValueError(f"the corpus ({len(data)} bytes) is shorter than one sequence")
-        self._data = torch.from_numpy(np.ascontiguousarray(data))
+        self._data = torch.from_numpy(np.require(data, requirements=["C", "W"]))
         self.seq_len, self.batch_size = seq_len, batch_size
         self.dp_rank, self.dp_size = dp_rank, dp_size
         self.seed, self.token_dropout, self.vocab = seed, token_dropout, vocab
@@ -75,7 +75,7 @@ def eval_batches(
 
     Batch ``i`` of ``num_batches`` belongs to rank ``i % dp_size``; a rank may get none.
     """
-    tensor = torch.from_numpy(np.ascontiguousarray(data))
+    tensor = torch.from_numpy(np.require(data, requirements=["C", "W"]))
     windows = num_batches * batch_size
     high = len(tensor) - seq_len - 1
     if high <= 0:
