@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from typing import Any
 
 import ray.train
@@ -13,6 +11,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler, TensorDataset
 
+from trainables import torch_state
 from trainables.digits_data import NUM_CLASSES, DigitsSplit
 from trainables.mlp_hparams import MlpHyperparams
 from trainables.mlp_model import build_mlp, build_optimizer
@@ -101,24 +100,15 @@ def _report(
     optimizer: torch.optim.Optimizer,
     rank: int,
 ) -> None:
-    """Every worker reports the metrics; rank 0 alone attaches the checkpoint (Train V2 rule)."""
-    with tempfile.TemporaryDirectory(prefix="hpo-mlp-") as directory:
-        checkpoint = None
-        if rank == 0:
-            state = {
-                "model": _unwrap(model).state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "epoch": epoch,
-            }
-            torch.save(state, os.path.join(directory, STATE_FILE))
-            checkpoint = ray.train.Checkpoint.from_directory(directory)
-        ray.train.report(metrics, checkpoint=checkpoint)
+    state = None
+    if rank == 0:
+        state = {
+            "model": _unwrap(model).state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "epoch": epoch,
+        }
+    torch_state.report(metrics, state, STATE_FILE)
 
 
 def _load_state(checkpoint: ray.train.Checkpoint) -> dict[str, Any]:
-    with checkpoint.as_directory() as directory:
-        state = torch.load(
-            os.path.join(directory, STATE_FILE), map_location="cpu", weights_only=True
-        )
-    assert isinstance(state, dict)
-    return state
+    return torch_state.load(checkpoint, STATE_FILE)

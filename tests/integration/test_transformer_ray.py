@@ -50,12 +50,13 @@ def assert_every_metric(metrics: dict[str, Any]) -> None:
 def test_bohb_over_the_playbook_with_two_ddp_workers_per_trial(
     live_service: LiveService,
 ) -> None:
-    spec = example("transformer-playbook-bohb.yaml", num_samples=4)
+    spec = example("transformer-playbook-bohb.yaml", num_samples=3)
+    spec["config"]["steps_per_eval"] = 5
     with live_service.client() as client:
         study = run_to_end(client, spec)
         assert study.status == "COMPLETED", study.error
         trials = client.trials(study.id, limit=100).items
-        assert len(trials) == 4
+        assert len(trials) == 3
         assert all(t.state in {"TERMINATED", "PRUNED"} for t in trials)
         finished = 0
         for trial_id, results in all_results(client, study.id).items():
@@ -95,6 +96,9 @@ def test_data_2_x_tensor_2_trial_runs_on_four_workers(live_service: LiveService)
 
 def test_population_based_training_exploits_checkpoints(live_service: LiveService) -> None:
     spec = example("transformer-pbt.yaml")
+    # one exploit/explore round (at evaluation 3 of 6) keeps the test short
+    spec["scheduler"]["perturbation_interval"] = 3
+    spec["config"]["evals"] = 6
     with live_service.client() as client:
         study = run_to_end(client, spec)
         assert study.status == "COMPLETED", study.error

@@ -16,7 +16,8 @@ def losses(reports: list, keys: tuple[str, ...] = LOSSES) -> list[float]:
     return [float(metrics[key]) for metrics, _ in reports for key in keys]
 
 
-@pytest.mark.parametrize("attention", ["full", "window", "low_rank"])
+# window differs from full only in its mask; low_rank adds a replicated latent projection.
+@pytest.mark.parametrize("attention", ["full", "low_rank"])
 def test_tensor_parallel_2_gives_the_losses_of_one_rank(attention: str) -> None:
     hp = parity_hyperparams(attention=attention, norm_type="rmsnorm", window_size=8, rank=8)
     keys = (*LOSSES, "grad_norm", "update_ratio", "val_accuracy")

@@ -8,14 +8,13 @@ trial) loads it on every rank and re-shards it for its own layout.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from typing import Any
 
 import ray.train
 import ray.train.torch
 import torch
 
+from trainables import torch_state
 from trainables.train_in_tune import RESUME_KEY
 from trainables.transformer_lm.corpus import load_corpus
 from trainables.transformer_lm.hparams import LmHyperparams
@@ -52,19 +51,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
 
 def report(metrics: dict[str, Any], state: dict[str, Any] | None) -> None:
-    """Every worker reports the metrics; rank 0 alone attaches the checkpoint (Train V2 rule)."""
-    with tempfile.TemporaryDirectory(prefix="hpo-lm-") as directory:
-        checkpoint = None
-        if state is not None:
-            torch.save(state, os.path.join(directory, STATE_FILE))
-            checkpoint = ray.train.Checkpoint.from_directory(directory)
-        ray.train.report(metrics, checkpoint=checkpoint)
+    torch_state.report(metrics, state, STATE_FILE)
 
 
 def load_state(checkpoint: ray.train.Checkpoint) -> dict[str, Any]:
-    with checkpoint.as_directory() as directory:
-        state = torch.load(
-            os.path.join(directory, STATE_FILE), map_location="cpu", weights_only=False
-        )
-    assert isinstance(state, dict)
-    return state
+    return torch_state.load(checkpoint, STATE_FILE)
