@@ -142,6 +142,15 @@ def make_scheduler(study: ValidatedStudy) -> TrialScheduler:
     return FIFOScheduler()  # type: ignore[no-untyped-call]
 
 
+def _stop_criteria(study: ValidatedStudy) -> dict[str, int] | None:
+    """PBT: end a trial at its budget before the scheduler sees the last result; else
+    synchronous PBT would perturb once more at the end, making trials copy finished
+    ones and start their Train runs again for nothing."""
+    if study.spec.scheduler.name == "pbt" and study.max_t is not None:
+        return {TIME_ATTR: study.max_t}
+    return None
+
+
 def build_tuner(
     study: ValidatedStudy,
     *,
@@ -175,6 +184,7 @@ def build_tuner(
         ),
         run_config=tune.RunConfig(
             name=f"hpo-study-{study_id}",
+            stop=_stop_criteria(study),
             storage_path=storage_path,
             callbacks=list(callbacks),
             failure_config=tune.FailureConfig(max_failures=study.spec.stop.max_failures),

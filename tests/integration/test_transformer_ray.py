@@ -51,7 +51,9 @@ def test_bohb_over_the_playbook_with_two_ddp_workers_per_trial(
     live_service: LiveService,
 ) -> None:
     spec = example("transformer-playbook-bohb.yaml", num_samples=3)
-    spec["config"]["steps_per_eval"] = 5
+    # rungs at 1 and 3 evaluations: HyperBand still pauses and resumes, in fewer rounds
+    spec["scheduler"]["max_t"] = 3
+    spec["config"].update(evals=3, steps_per_eval=5)
     with live_service.client() as client:
         study = run_to_end(client, spec)
         assert study.status == "COMPLETED", study.error
