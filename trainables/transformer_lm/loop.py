@@ -172,7 +172,6 @@ def train(
     *,
     resume: Mapping[str, Any] | None = None,
     trial_tag: str | None = None,
-    on_step: Callable[[int], None] | None = None,
 ) -> None:
     """Train ``hp.evals`` evaluations' worth of steps, reporting after each."""
     warnings.filterwarnings("ignore", message=".*quantiz.*", category=UserWarning)
@@ -223,7 +222,7 @@ def train(
     for evaluation in range(progress.evals_done, hp.evals):
         interval = _train_interval(
             hp, runnable, optimizer, scaler, train_data, topology, device, autocast,
-            first_step=evaluation * hp.steps_per_eval, total_steps=total_steps, on_step=on_step,
+            first_step=evaluation * hp.steps_per_eval, total_steps=total_steps,
         )  # fmt: skip
         metrics: dict[str, Any] = {
             "evaluation": evaluation + 1,
@@ -260,7 +259,6 @@ def _train_interval(
     *,
     first_step: int,
     total_steps: int,
-    on_step: Callable[[int], None] | None,
 ) -> dict[str, float]:
     """``steps_per_eval`` optimizer steps; the interval's training metrics."""
     model.train()
@@ -299,8 +297,6 @@ def _train_interval(
                 after = list(model.parameters())
                 delta = global_norm([a - b for a, b in zip(after, before, strict=True)], topology)
                 update_ratio = float(delta) / max(float(global_norm(after, topology)), 1e-12)
-        if on_step is not None:
-            on_step(step)
     _synchronize(device)
     elapsed = time.perf_counter() - started
     all_reduce_sum(loss_sum, topology)
