@@ -123,19 +123,26 @@ def test_configured_tokens_replace_the_local_token_file(tmp_path: Path) -> None:
         assert answer.status_code == 200
 
 
-def test_a_non_loopback_service_without_tokens_refuses_to_start(tmp_path: Path) -> None:
-    done = subprocess.run(
+def serve_once(cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``hpo serve`` run to its exit (these settings make it refuse to start)."""
+    return subprocess.run(
         [sys.executable, "-m", "service", "serve", "--port", str(free_port())],
         capture_output=True,
         text=True,
         timeout=120,
-        cwd=tmp_path,
-        env={
+        cwd=cwd,
+        env={**env, "COLUMNS": "300"},
+    )
+
+
+def test_a_non_loopback_service_without_tokens_refuses_to_start(tmp_path: Path) -> None:
+    done = serve_once(
+        tmp_path,
+        {
             **{k: v for k, v in os.environ.items() if not k.startswith("HPO_")},
             "HPO_HOME": str(tmp_path / "home"),
             "HPO_HOST": "0.0.0.0",
             "HPO_RAY_ADDRESS": f"http://127.0.0.1:{free_port()}",
-            "COLUMNS": "300",
         },
     )
     assert done.returncode == 2
@@ -144,18 +151,9 @@ def test_a_non_loopback_service_without_tokens_refuses_to_start(tmp_path: Path) 
 
 
 def test_weak_tokens_refuse_to_start(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "service", "serve", "--port", str(free_port())],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        env={
-            **os.environ,
-            "HPO_HOME": str(tmp_path),
-            "HPO_API_TOKENS": "changeme=alice",
-            "COLUMNS": "300",
-        },
+    done = serve_once(
+        tmp_path,
+        {**os.environ, "HPO_HOME": str(tmp_path), "HPO_API_TOKENS": "changeme=alice"},
     )
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "well-known default" in done.stderr and "HPO_ENV=development" in done.stderr

@@ -59,14 +59,13 @@ def make_topology(tp_size: int, device_type: str) -> Topology:
     return Topology(rank, world_size, rank // tp_size, dp_size, rank % tp_size, tp_size, mesh)
 
 
-def tensor_parallel_plan(attention: str) -> dict[str, Any]:
+def tensor_parallel_plan() -> dict[str, Any]:
     from torch.distributed.tensor.parallel import ColwiseParallel, RowwiseParallel
 
     # Megatron's split: q/k/v and fc by output columns (each rank holds whole heads and a
     # slice of the hidden layer), out and proj by input rows, summed across ranks.
     # low_rank's shared latent (kv_down) stays replicated; its gradient arrives complete
     # because ColwiseParallel all-reduces the gradient of its replicated input.
-    del attention
     return {
         "attn.q": ColwiseParallel(),
         "attn.k": ColwiseParallel(),
@@ -83,7 +82,7 @@ def parallelize(model: nn.Module, topology: Topology, device: torch.device) -> n
         from torch.distributed.tensor.parallel import parallelize_module
 
         blocks = getattr(model, "blocks")  # noqa: B009 - the transformer's block list
-        plan = tensor_parallel_plan(getattr(model, "hp").attention)  # noqa: B009
+        plan = tensor_parallel_plan()
         for block in blocks:
             parallelize_module(block, topology.mesh["tp"], plan)
         return model
