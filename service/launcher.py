@@ -34,8 +34,9 @@ class JobInfo:
     message: str | None
 
 
-def job_id_for(study_id: int) -> str:
-    return f"hpo-study-{study_id}"
+def job_id_for(study_id: int, attempt: int = 0) -> str:
+    """The Ray job of a study's ``attempt``-th run (0 first; Ray never reuses a job id)."""
+    return f"hpo-study-{study_id}" if attempt == 0 else f"hpo-study-{study_id}-r{attempt}"
 
 
 def ray_auth_headers() -> dict[str, str]:
@@ -83,10 +84,13 @@ class RayJobLauncher:
     def job_url(self, job_id: str) -> str:
         return f"{self.dashboard_url}/#/jobs/{job_id}"
 
-    def submit(self, study_id: int, study_name: str, *, retry_for_s: float = 60.0) -> str:
-        """Submit the study's runner as job ``hpo-study-<id>``. A head that has just
-        started answers "no available agent" until its job agent is up: retry that."""
-        job_id = job_id_for(study_id)
+    def submit(
+        self, study_id: int, study_name: str, *, attempt: int = 0, retry_for_s: float = 60.0
+    ) -> str:
+        """Submit the study's runner as job ``hpo-study-<id>`` (``-r<attempt>`` when it is
+        resubmitted). A head that has just started answers "no available agent" until its
+        job agent is up: retry that."""
+        job_id = job_id_for(study_id, attempt)
         deadline = time.monotonic() + retry_for_s
         while True:
             try:
@@ -98,6 +102,7 @@ class RayJobLauncher:
                         metadata={
                             "hpo_study_id": str(study_id),
                             "hpo_study_name": study_name[:200],
+                            "hpo_attempt": str(attempt),
                         },
                     )
                 )

@@ -60,7 +60,12 @@ class ResourcesSpec(_Strict):
 
 class StopSpec(_Strict):
     time_budget_s: float | None = Field(default=None, gt=0, le=30 * 24 * 3600)
-    max_failures: int = Field(default=0, ge=0, le=100)
+    # A trial whose worker process or node is lost is retried from its last checkpoint
+    # this many times (other trial errors are never retried).
+    max_failures: int = Field(default=2, ge=0, le=100)
+    # A study whose Ray job dies (driver killed, head restarted) is resubmitted and resumes
+    # from Tune's experiment state this many times before it is marked FAILED.
+    max_restarts: int = Field(default=3, ge=0, le=100)
 
 
 class StudySpec(_Strict):
