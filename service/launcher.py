@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import enum
 import os
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -39,18 +41,66 @@ def job_id_for(study_id: int, attempt: int = 0) -> str:
     return f"hpo-study-{study_id}" if attempt == 0 else f"hpo-study-{study_id}-r{attempt}"
 
 
-def ray_auth_headers() -> dict[str, str]:
-    """The bearer header for Ray's token auth, read the way Ray documents it:
-    RAY_AUTH_TOKEN, then RAY_AUTH_TOKEN_PATH, then ~/.ray/auth_token."""
+# Every call to Ray is bounded: seconds to connect, and to wait for an answer. Submitting
+# waits longer: the Jobs API answers once the job's supervisor actor has started.
+RAY_CONNECT_TIMEOUT_S = 5.0
+RAY_READ_TIMEOUT_S = 15.0
+RAY_SUBMIT_TIMEOUT_S = 60.0
+
+_TOKEN_HELP = (
+    "set RAY_AUTH_TOKEN to the cluster's token (or RAY_AUTH_TOKEN_PATH to a file holding "
+    "it; the default file is ~/.ray/auth_token)"
+)
+
+
+def ray_auth_token() -> tuple[str, str | None]:
+    """Ray's auth token and where it came from, read the way Ray documents it:
+    RAY_AUTH_TOKEN, then RAY_AUTH_TOKEN_PATH, then ~/.ray/auth_token. ("", None) if none."""
     token = os.environ.get("RAY_AUTH_TOKEN", "").strip()
-    if not token:
-        path = os.environ.get("RAY_AUTH_TOKEN_PATH") or os.path.expanduser("~/.ray/auth_token")
-        try:
-            with open(path) as handle:
-                token = handle.read().strip()
-        except OSError:
-            token = ""
+    if token:
+        return token, "RAY_AUTH_TOKEN"
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    source = f"RAY_AUTH_TOKEN_PATH={path}" if path else "~/.ray/auth_token"
+    try:
+        with open(path or os.path.expanduser("~/.ray/auth_token")) as handle:
+            token = handle.read().strip()
+    except OSError:
+        return "", None
+    return (token, source) if token else ("", None)
+
+
+def ray_auth_headers() -> dict[str, str]:
+    """The bearer header for Ray's token auth (see :func:`ray_auth_token`)."""
+    token, _ = ray_auth_token()
     return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def token_refused(address: str, status: int | None = None) -> str:
+    """What to say when the Ray cluster refuses our token (or our lack of one)."""
+    _, source = ray_auth_token()
+    answer = f" ({status})" if status else ""
+    if source is None:
+        return (
+            f"the Ray cluster at {address} refused our token{answer}: we have none; {_TOKEN_HELP}"
+        )
+    return (
+        f"the Ray cluster at {address} refused our token{answer} (read from {source}); "
+        f"{_TOKEN_HELP}"
+    )
+
+
+def _job_client(address: str, headers: dict[str, str]) -> Any:
+    """Ray's JobSubmissionClient, with a timeout on every request it makes (Ray's own has
+    none: a cluster that accepts the connection and never answers would hang us)."""
+    from ray.job_submission import JobSubmissionClient
+
+    class BoundedJobSubmissionClient(JobSubmissionClient):  # type: ignore[misc]
+        def _do_request(self, method: str, endpoint: str, **kwargs: Any) -> Any:
+            read_s = RAY_SUBMIT_TIMEOUT_S if method == "POST" else RAY_READ_TIMEOUT_S
+            kwargs.setdefault("timeout", (RAY_CONNECT_TIMEOUT_S, read_s))
+            return super()._do_request(method, endpoint, **kwargs)
+
+    return BoundedJobSubmissionClient(address, headers=headers)
 
 
 class RayJobLauncher:
@@ -73,11 +123,9 @@ class RayJobLauncher:
     def _jobs(self):  # type: ignore[no-untyped-def]
         """Ray's JobSubmissionClient, created on first use (it contacts the cluster)."""
         if self._client is None:
-            from ray.job_submission import JobSubmissionClient
-
             try:
-                self._client = JobSubmissionClient(self.jobs_address, headers=ray_auth_headers())
-            except Exception as error:  # Ray raises ConnectionError / RuntimeError
+                self._client = _job_client(self.jobs_address, ray_auth_headers())
+            except Exception as error:  # ConnectionError, AuthenticationError, timeouts
                 raise RayUnavailable(_explain(error, self.jobs_address)) from error
         return self._client
 
@@ -146,26 +194,30 @@ class RayJobLauncher:
                 f"{self.jobs_address}/api/v0/nodes",
                 params={"detail": "1", "limit": "10000"},
                 headers=ray_auth_headers(),
-                timeout=10,
+                timeout=httpx.Timeout(RAY_READ_TIMEOUT_S, connect=RAY_CONNECT_TIMEOUT_S),
             )
         except httpx.HTTPError as error:
             raise RayUnavailable(_explain(error, self.jobs_address)) from error
         if answer.status_code in (401, 403):
-            raise RayUnavailable(
-                f"the Ray cluster at {self.jobs_address} refused our token ({answer.status_code}); "
-                "set RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH to the cluster's token"
-            )
+            raise RayUnavailable(token_refused(self.jobs_address, answer.status_code))
         if answer.status_code != 200:
             raise RayUnavailable(
-                f"Ray's State API answered {answer.status_code}: {answer.text[:200]}"
+                f"Ray's State API at {self.jobs_address} answered {answer.status_code}: "
+                f"{answer.text[:200]}"
             )
-        nodes = answer.json()["data"]["result"]["result"]
-        cpus = gpus = 0.0
-        for node in nodes:
-            if node.get("state") == "ALIVE":
-                total = node.get("resources_total") or {}
-                cpus += float(total.get("CPU", 0))
-                gpus += float(total.get("GPU", 0))
+        try:
+            nodes = answer.json()["data"]["result"]["result"]
+            cpus = gpus = 0.0
+            for node in nodes:
+                if node.get("state") == "ALIVE":
+                    total = node.get("resources_total") or {}
+                    cpus += float(total.get("CPU", 0))
+                    gpus += float(total.get("GPU", 0))
+        except (ValueError, KeyError, TypeError, AttributeError) as error:
+            raise RayUnavailable(
+                f"Ray's State API at {self.jobs_address} answered something unexpected: "
+                f"{answer.text[:200]}"
+            ) from error
         return ClusterCapacity(cpus=cpus, gpus=gpus)
 
     def ping(self) -> None:
@@ -174,10 +226,40 @@ class RayJobLauncher:
 
 
 def _explain(error: BaseException, address: str) -> str:
+    """A message for a failed call to Ray that says what to do about it."""
+    if isinstance(error, RayUnavailable):  # already explained (creating the client)
+        return str(error)
     text = str(error) or type(error).__name__
-    if "401" in text or "nauthori" in text:
+    if _is_auth_refusal(error, text):
+        status = 403 if re.search(r"(?<![0-9])403(?![0-9])|Forbidden|invalid", text) else 401
+        return token_refused(address, status)
+    if _is_timeout(error):
         return (
-            f"the Ray cluster at {address} refused our token; set RAY_AUTH_TOKEN or "
-            "RAY_AUTH_TOKEN_PATH to the cluster's token"
+            f"the Ray Jobs API at {address} did not answer in time "
+            f"({RAY_CONNECT_TIMEOUT_S:g} s to connect, {RAY_READ_TIMEOUT_S:g} s to answer)"
         )
     return f"cannot reach the Ray Jobs API at {address}: {text[:300]}"
+
+
+def _is_auth_refusal(error: BaseException, text: str) -> bool:
+    try:
+        from ray.exceptions import AuthenticationError
+    except ImportError:  # pragma: no cover - ray is a dependency
+        AuthenticationError = ()  # type: ignore[assignment,misc]  # noqa: N806
+    if isinstance(error, AuthenticationError):
+        return True
+    return bool(_AUTH_WORDS.search(text))
+
+
+# A 401/403 status (not a port such as 40123) or the words Ray's answers use.
+_AUTH_WORDS = re.compile(r"(?<![0-9])40[13](?![0-9])|nauthori[sz]ed|Forbidden|Authentication")
+
+
+def _is_timeout(error: BaseException) -> bool:
+    if isinstance(error, (httpx.TimeoutException, TimeoutError)):
+        return True
+    try:
+        import requests
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(error, requests.Timeout)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -52,6 +53,11 @@ class LocalRayHead:
 
     ``--block`` keeps one parent process for the whole cluster; stopping it (and its
     process group) stops exactly this cluster and no other Ray on the machine.
+
+    The head runs in a session of its own, so it outlives a service that is killed; its
+    ports and pid are written to ``<state_dir>/head.json``, and the next service on the
+    same state dir adopts the head if it still answers (with ``adopt=True``): the
+    studies running on it go on undisturbed.
     """
 
     def __init__(
@@ -76,6 +82,53 @@ class LocalRayHead:
         # to whichever started last. Kept short: Ray's socket paths must fit 107 bytes.
         self.temp_dir = Path(tempfile.gettempdir()) / f"hpo-ray-{self.gcs_port}"
         self._process: subprocess.Popen[bytes] | None = None
+        self._adopted_pid: int | None = None  # a head an earlier service started
+
+    @property
+    def record_path(self) -> Path:
+        return self.state_dir / "head.json"
+
+    @property
+    def adopted(self) -> bool:
+        return self._adopted_pid is not None
+
+    def _write_record(self, pid: int) -> None:
+        record = {
+            "pid": pid,
+            "gcs_port": self.gcs_port,
+            "dashboard_port": self.dashboard_port,
+            "agent_port": self.agent_port,
+            "temp_dir": str(self.temp_dir),
+        }
+        self.record_path.write_text(json.dumps(record))
+
+    def adopt(self) -> bool:
+        """Take over the head an earlier service on this state dir left running (False
+        when there is none that answers)."""
+        if not self.token_path.exists():
+            return False
+        try:
+            record = json.loads(self.record_path.read_text())
+            pid = int(record["pid"])
+            os.kill(pid, 0)  # raises when no such process
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        self.gcs_port = int(record["gcs_port"])
+        self.dashboard_port = int(record["dashboard_port"])
+        self.agent_port = int(record["agent_port"])
+        self.temp_dir = Path(record["temp_dir"])
+        if not self._answers():
+            return False  # a stale record (the pid was reused, or the head is broken)
+        self._adopted_pid = pid
+        return True
+
+    def _answers(self) -> bool:
+        headers = {"Authorization": f"Bearer {self.token_path.read_text().strip()}"}
+        try:
+            jobs = httpx.get(f"{self.dashboard_url}/api/jobs/", headers=headers, timeout=5)
+        except httpx.HTTPError:
+            return False
+        return jobs.status_code == 200
 
     @property
     def address(self) -> str:
@@ -85,10 +138,13 @@ class LocalRayHead:
     def dashboard_url(self) -> str:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
-    def start(self, timeout_s: float = 120.0) -> None:
+    def start(self, timeout_s: float = 120.0, *, adopt: bool = False) -> None:
         ensure_ray_token(self.token_path)
         use_ray_token(self.token_path)
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        if adopt and self.adopt():
+            os.environ["RAY_ADDRESS"] = self.address
+            return
         # Give a stopped study's runner time to end its trials and flush its results.
         os.environ.setdefault("RAY_JOB_STOP_WAIT_TIME_S", "15")
         ray_cli = Path(sys.executable).with_name("ray")
@@ -119,6 +175,7 @@ class LocalRayHead:
         self._process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env
         )
+        self._write_record(self._process.pid)
         self._wait_ready(timeout_s)
         # This process now works with this head (e.g. a service's Ray clients), not with
         # whatever cluster an inherited RAY_ADDRESS named.
@@ -164,9 +221,15 @@ class LocalRayHead:
     def stop(self, timeout_s: float = 20.0) -> None:
         """Stop this cluster: SIGINT lets ``ray start --block`` shut its processes down;
         whatever is left of its process group is then terminated."""
+        if self._adopted_pid is not None:
+            self._stop_adopted(self._adopted_pid, timeout_s)
+            self._adopted_pid = None
+            return
         process, self._process = self._process, None
         if process is None:
             return
+        with contextlib.suppress(OSError):
+            self.record_path.unlink()
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -179,3 +242,38 @@ class LocalRayHead:
             time.sleep(2 if sig == signal.SIGTERM else 0)
         if process.poll() is None:
             process.wait(timeout=10)
+
+    def _stop_adopted(self, pid: int, timeout_s: float) -> None:
+        """Stop a head this process did not start (no Popen to wait on): signal its
+        process group, as ``stop`` does, and wait for the pid to go."""
+        with contextlib.suppress(OSError):
+            self.record_path.unlink()
+        for sig, wait_s in (
+            (signal.SIGINT, timeout_s),
+            (signal.SIGTERM, 2.0),
+            (signal.SIGKILL, 5.0),
+        ):
+            try:
+                os.killpg(pid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline:
+                if not _alive(pid):
+                    return
+                time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its new parent) counts as gone.
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import logging
 from collections.abc import Mapping
 from typing import Any
 
 from search_spaces import InvalidSpec, parse_space
-from service.errors import LaunchError
-from service.launcher import JobState, RayJobLauncher
+from service.errors import LaunchError, RayUnavailable
+from service.launcher import JobState, RayJobLauncher, job_id_for
 from service.spec import spec_from_mapping
 from service.store import (
     InvalidTransition,
@@ -107,29 +109,85 @@ class StudyService:
         """Delete a finished study. Raises StudyNotFound, InvalidTransition."""
         self.store.delete_study(study_id)
 
-    def reconcile(self) -> None:
-        """Bring unfinished studies in line with their Ray jobs (called periodically)."""
+    def reconcile(self, *, submit_unlaunched_before: dt.datetime | None = None) -> None:
+        """Bring unfinished studies in line with their Ray jobs (called periodically, and
+        once when the service starts): a job still running is left alone (its runner
+        writes to the store itself); a job that died without recording an outcome is
+        resubmitted and resumes (``stop.max_restarts`` times), then the study FAILS.
+
+        ``submit_unlaunched_before``: also launch PENDING studies created before this
+        time that have no Ray job (the service died between storing and submitting)."""
         for status in (StudyStatus.PENDING, StudyStatus.RUNNING):
             for record in self.store.list_studies(status=status, limit=10_000).items:
-                if record.ray_job_id:
-                    self._reconcile_one(record)
+                try:
+                    if record.ray_job_id:
+                        self._reconcile_one(record)
+                    elif (
+                        submit_unlaunched_before is not None
+                        and record.created_at < submit_unlaunched_before
+                    ):
+                        self._launch(record)
+                except RayUnavailable:
+                    raise  # nothing can be decided without Ray: the next round retries
+                except Exception as error:  # one study's trouble must not block the others
+                    log.warning("could not reconcile study %s: %s", record.id, error)
+
+    def _launch(self, record: StudyRecord) -> None:
+        job_id = self.launcher.submit(record.id, record.name)
+        self.store.set_ray_job(
+            record.id, job_id=job_id, dashboard_url=self.launcher.job_url(job_id)
+        )
 
     def _reconcile_one(self, record: StudyRecord) -> None:
         job = self.launcher.info(record.ray_job_id or "")
         if not job.state.is_terminal:
             return
         current = self.store.get_study(record.id)
-        if current.status.is_terminal:
+        if current.status.is_terminal or current.ray_job_id != record.ray_job_id:
+            return  # the runner recorded its outcome, or the study was restarted meanwhile
+        if job.state == JobState.STOPPED:
+            # Someone stopped the job outside this service (`ray job stop`): the study stops.
+            with contextlib.suppress(InvalidTransition):
+                self.store.transition_study(
+                    record.id, StudyStatus.STOPPED, error="its Ray job was stopped"
+                )
+                close_open_trials(self.store, record.id, TrialState.PRUNED)
             return
         # The job ended but the runner did not record an outcome: its driver died.
         reason = {
             JobState.SUCCEEDED: "the study's Ray job ended without recording an outcome",
             JobState.MISSING: "the study's Ray job is gone from the cluster",
         }.get(job.state, f"the study's Ray job {job.state.value.lower()}: {job.message or ''}")
+        max_restarts = int((current.spec.get("stop") or {}).get("max_restarts", 0))
+        if current.restarts < max_restarts:
+            self._restart(current, reason)
+            return
         logs = self.launcher.logs_tail(job.job_id)
-        error = f"{reason}\n{logs}".strip()
+        error = f"{reason} (after {current.restarts} restarts)\n{logs}".strip()
         try:
             self.store.transition_study(record.id, StudyStatus.FAILED, error=error)
         except InvalidTransition:
             return
         close_open_trials(self.store, record.id, TrialState.ERROR, "the study's Ray job ended")
+
+    def _restart(self, record: StudyRecord, reason: str) -> None:
+        """Resubmit a study whose job died; its runner resumes Tune's saved experiment."""
+        attempt = record.restarts + 1
+        job_id = job_id_for(record.id, attempt)
+        max_restarts = int((record.spec.get("stop") or {}).get("max_restarts", 0))
+        claimed = self.store.restart_study(
+            record.id,
+            from_job_id=record.ray_job_id or "",
+            to_job_id=job_id,
+            dashboard_url=self.launcher.job_url(job_id),
+            reason=f"restart {attempt} of {max_restarts}: {reason}",
+        )
+        if claimed is None:
+            return  # finished meanwhile, or another service restarted it
+        log.warning("study %s: %s; resubmitting as %s", record.id, reason, job_id)
+        try:
+            self.launcher.submit(record.id, record.name, attempt=attempt)
+        except LaunchError as error:
+            if "already exists" not in str(error):
+                # The next round finds the job missing and restarts again (if allowed).
+                log.warning("study %s: resubmitting failed: %s", record.id, error)

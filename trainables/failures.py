@@ -101,3 +101,36 @@ def classify(error: BaseException) -> FailureReason:
     if any(isinstance(cause, InvalidConfig) for cause in causes):
         return FailureReason.INVALID_CONFIG
     return FailureReason.ERROR
+
+
+# Keys of the last result of a trial that failed for good (see ``report_failure``).
+FAILURE_REASON_KEY = "hpo_failure_reason"
+FAILURE_TEXT_KEY = "hpo_failure_text"
+# What the searcher and scheduler see as the failed trial's metric: far worse than any
+# real value, but finite (a searcher may refuse inf or NaN).
+BAD_VALUE = 1e30
+
+
+def report_failure(
+    error: BaseException, reason: FailureReason, metric: str, mode: str
+) -> None:
+    """End the current Tune trial for good: report the failure as its last result.
+
+    Raising would let Tune retry the trial up to ``max_failures`` times; a trial that
+    ran out of memory or got an invalid config would only fail again. Its last result
+    carries the reason and the traceback (the store marks the trial ``ERROR`` with them
+    and keeps no result row for it) and a metric worse than any real one, so the
+    searcher learns that this region of the space is bad.
+    """
+    import traceback
+
+    from ray import tune
+
+    text = "".join(traceback.format_exception(error))[-20_000:]
+    tune.report(
+        {
+            metric: BAD_VALUE if mode == "min" else -BAD_VALUE,
+            FAILURE_REASON_KEY: reason.value,
+            FAILURE_TEXT_KEY: text,
+        }
+    )

@@ -6,8 +6,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from trainables.failures import InvalidConfig
 from trainables.checks import int_at_least, is_number, number_in, single_process
+from trainables.failures import InvalidConfig
 from trainables.registry import Problem, TrainableSpec, TrialResources, register
 from trainables.tune_state import load_state, report_with_state
 

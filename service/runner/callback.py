@@ -7,6 +7,7 @@ import math
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ray.tune import Callback
@@ -14,6 +15,7 @@ from ray.tune.experiment import Trial
 
 from service.runner.writer import BatchingStoreWriter
 from service.store import ResultWrite, TrialState, TrialUpdate
+from trainables.failures import FAILURE_REASON_KEY, FAILURE_TEXT_KEY, FailureReason, classify
 
 # Keys Tune adds to every result; the store keeps the trainable's own metrics only
 # (plus time_total_s, which benchmarks and plots use).
@@ -68,6 +70,26 @@ def result_metrics(result: Mapping[str, Any]) -> dict[str, Any]:
     return metrics
 
 
+@dataclass
+class RunnerContext:
+    """What a callback unpickled by ``Tuner.restore`` (from an earlier runner's
+    experiment state) needs of this runner process: its writer, and whom to tell which
+    trials the restored experiment knows (the store may hold trials that the dead driver
+    created after Tune last saved its state)."""
+
+    writer: BatchingStoreWriter
+    on_restored: Callable[[set[str]], None] = lambda trial_ids: None
+
+
+_context: RunnerContext | None = None  # one study per runner process
+
+
+def use_context(context: RunnerContext) -> None:
+    """Call before ``Tuner.restore``: restored callbacks bind to this context."""
+    global _context
+    _context = context
+
+
 class StoreCallback(Callback):
     """Sends every trial's creation, state changes and results to the store writer.
 
@@ -91,6 +113,8 @@ class StoreCallback(Callback):
         self._last_result: dict[str, tuple[bool, int]] = {}
         self._sync_interval_s = sync_interval_s
         self._known: dict[str, TrialState] = {}
+        # Trials that reported a failure for good (see trainables.failures): reason, text.
+        self._failed: dict[str, tuple[str, str]] = {}
         self._last_sync = 0.0
 
     def __getstate__(self) -> dict[str, Any]:
@@ -100,8 +124,21 @@ class StoreCallback(Callback):
         state["_writer"] = None
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # Unpickled by Tuner.restore in a new runner: write through that runner's writer.
+        self.__dict__.update(state)
+        assert _context is not None, "use_context() before Tuner.restore"
+        self._writer = _context.writer
+        self._on_restored: Callable[[set[str]], None] | None = _context.on_restored
+
     # --- trial states ------------------------------------------------------------------
-    def _send(self, trial: Trial, state: TrialState, error: str | None = None) -> None:
+    def _send(
+        self,
+        trial: Trial,
+        state: TrialState,
+        error: str | None = None,
+        reason: str | None = None,
+    ) -> None:
         if self._known.get(trial.trial_id) == state and error is None:
             return
         config = None
@@ -109,7 +146,32 @@ class StoreCallback(Callback):
             config = self._normalize(trial.config)
             self._planned[trial.trial_id] = self._iterations_of(config)
         self._known[trial.trial_id] = state
-        self._writer.trial(TrialUpdate(trial.trial_id, state, config=config, error=error))
+        self._writer.trial(
+            TrialUpdate(trial.trial_id, state, config=config, error=error, reason=reason)
+        )
+
+    def _send_finished(self, trial: Trial) -> None:
+        """A trial Tune ended without an error: TERMINATED, PRUNED, or ERROR when its last
+        result was a failure it reported (an out-of-memory, an invalid config...)."""
+        if trial.trial_id in self._failed:
+            reason, text = self._failed[trial.trial_id]
+            self._send(trial, TrialState.ERROR, error=text, reason=reason)
+        else:
+            pruned = self._was_pruned(trial)
+            self._send(trial, TrialState.PRUNED if pruned else TrialState.TERMINATED)
+
+    def _send_error(self, trial: Trial) -> None:
+        """A trial Tune marked ERROR: it failed again after its retries (a lost worker) or
+        failed in a way the trial function could not catch."""
+        self._send(
+            trial, TrialState.ERROR, error=trial_error_text(trial), reason=trial_error_reason(trial)
+        )
+
+    def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
+        on_restored = getattr(self, "_on_restored", None)
+        if on_restored is not None:  # the first step of a restored experiment
+            self._on_restored = None
+            on_restored({trial.trial_id for trial in trials})
 
     def on_step_end(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         # Tune has no hook for "created" or "paused": look at the trials now and then.
@@ -133,7 +195,7 @@ class StoreCallback(Callback):
     def on_trial_complete(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        self._send(trial, TrialState.PRUNED if self._was_pruned(trial) else TrialState.TERMINATED)
+        self._send_finished(trial)
 
     def _was_pruned(self, trial: Trial) -> bool:
         """Pruned = ended before its planned iterations (a scheduler stopped it, paused it
@@ -150,7 +212,7 @@ class StoreCallback(Callback):
     def on_trial_error(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
-        self._send(trial, TrialState.ERROR, error=trial_error_text(trial))
+        self._send_error(trial)
 
     # --- results -----------------------------------------------------------------------
     def on_trial_result(
@@ -160,6 +222,10 @@ class StoreCallback(Callback):
             self._send(trial, TrialState.RUNNING)
         step = result.get("training_iteration")
         if not isinstance(step, int):
+            return
+        if FAILURE_REASON_KEY in result:  # not a training result: the trial's failure
+            text = str(result.get(FAILURE_TEXT_KEY) or "the trial failed")
+            self._failed[trial.trial_id] = (str(result[FAILURE_REASON_KEY]), text)
             return
         self._last_result[trial.trial_id] = (bool(result.get("done")), step)
         self._writer.result(
@@ -175,12 +241,20 @@ class StoreCallback(Callback):
         for trial in trials:
             if trial.trial_id not in self._known or not self._known[trial.trial_id].is_finished:
                 if trial.status == Trial.ERROR:
-                    self._send(trial, TrialState.ERROR, error=trial_error_text(trial))
+                    self._send_error(trial)
                 elif trial.status == Trial.TERMINATED:
-                    pruned = self._was_pruned(trial)
-                    self._send(trial, TrialState.PRUNED if pruned else TrialState.TERMINATED)
+                    self._send_finished(trial)
                 else:  # never ran, or cut by the time budget
                     self._send(trial, TrialState.PRUNED)
+
+
+def trial_error_reason(trial: Trial) -> str:
+    """Why Tune's ERROR trial failed, from its pickled error (``error`` if unreadable)."""
+    try:
+        error = trial.get_pickled_error()
+    except Exception:
+        error = None
+    return classify(error).value if error is not None else FailureReason.ERROR.value
 
 
 def trial_error_text(trial: Trial, limit: int = 20_000) -> str:

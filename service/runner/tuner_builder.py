@@ -35,14 +35,22 @@ def make_trial_function(study: ValidatedStudy) -> Any:
     space_document = dict(study.space_document)
     fixed_config = dict(study.fixed_config)
     resources = study.resources
+    metric, mode = study.metric, study.mode
 
     def run_trial(config: dict[str, Any]) -> None:
         from search_spaces import parse_space
         from trainables import get_trainable
+        from trainables.failures import classify, report_failure
 
         trainable = get_trainable(trainable_name)
         sampled = parse_space(space_document).normalize(config)
-        trainable.fn({**fixed_config, **sampled}, resources)
+        try:
+            trainable.fn({**fixed_config, **sampled}, resources)
+        except Exception as error:  # SystemExit (Tune stopping the trial) passes through
+            reason = classify(error)
+            if reason.retryable:
+                raise  # Tune retries the trial from its last checkpoint (max_failures)
+            report_failure(error, reason, metric, mode)
 
     run_trial.__name__ = f"trial_{trainable_name}"
     return run_trial
@@ -151,6 +159,37 @@ def _stop_criteria(study: ValidatedStudy) -> dict[str, int] | None:
     return None
 
 
+def experiment_name(study_id: int) -> str:
+    """The Tune experiment of a study: ``<storage_path>/hpo-study-<id>``, the same for
+    every run of the study, so a resubmitted runner finds the state to restore."""
+    return f"hpo-study-{study_id}"
+
+
+def _trainable(study: ValidatedStudy) -> Any:
+    # trial_trainable lets a paused or stopped trial end its Ray Train run (and free its
+    # workers) before Tune reuses or drops the trial's actor.
+    return tune.with_resources(
+        trial_trainable(make_trial_function(study)),
+        trial_resources(study.trainable, study.resources),
+    )
+
+
+def restore_tuner(study: ValidatedStudy, experiment_path: str) -> tune.Tuner | None:
+    """The Tuner of an earlier run of this study, resumed where it stopped: finished
+    trials stay finished, the searcher keeps its state (no trial budget is spent twice),
+    unfinished and errored trials continue from their last checkpoints. None when the
+    earlier run saved no experiment state. The callbacks are those of the earlier run,
+    unpickled (see ``service.runner.callback.use_context``)."""
+    if not tune.Tuner.can_restore(experiment_path):
+        return None
+    return tune.Tuner.restore(
+        experiment_path,
+        trainable=_trainable(study),
+        resume_unfinished=True,
+        resume_errored=True,
+    )
+
+
 def build_tuner(
     study: ValidatedStudy,
     *,
@@ -163,14 +202,8 @@ def build_tuner(
     param_space: Mapping[str, Any] | None = (
         study.space.to_tune(study.spec.algorithm.name) if uses_variant_generator else None
     )
-    # trial_trainable lets a paused or stopped trial end its Ray Train run (and free its
-    # workers) before Tune reuses or drops the trial's actor.
-    trainable = tune.with_resources(
-        trial_trainable(make_trial_function(study)),
-        trial_resources(study.trainable, study.resources),
-    )
     return tune.Tuner(
-        trainable,
+        _trainable(study),
         param_space=dict(param_space) if param_space is not None else None,
         tune_config=tune.TuneConfig(
             search_alg=make_searcher(study),
@@ -183,7 +216,7 @@ def build_tuner(
             reuse_actors=True,
         ),
         run_config=tune.RunConfig(
-            name=f"hpo-study-{study_id}",
+            name=experiment_name(study_id),
             stop=_stop_criteria(study),
             storage_path=storage_path,
             callbacks=list(callbacks),

@@ -47,6 +47,7 @@ class StudyRecord:
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    restarts: int = 0  # times its Ray job was resubmitted after dying
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,7 @@ class TrialRecord:
     last_iteration: int | None
     created_at: dt.datetime
     finished_at: dt.datetime | None
+    reason: str | None = None  # why an ERROR trial failed (worker_lost, oom, ...)
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ class TrialUpdate:
     state: TrialState
     config: Mapping[str, Any] | None = None  # required when the trial is new
     error: str | None = None
+    reason: str | None = None  # why it failed: worker_lost, oom, invalid_config, error
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,28 @@ class StudyStore(abc.ABC):
     @abc.abstractmethod
     def set_ray_job(self, study_id: int, *, job_id: str, dashboard_url: str | None) -> None:
         """Record the study's Ray job. Raises StudyNotFound."""
+
+    @abc.abstractmethod
+    def restart_study(
+        self,
+        study_id: int,
+        *,
+        from_job_id: str,
+        to_job_id: str,
+        dashboard_url: str | None,
+        reason: str,
+    ) -> StudyRecord | None:
+        """Record that the study's dead Ray job ``from_job_id`` is replaced by
+        ``to_job_id`` (restarts + 1, an event with ``reason``), atomically. None when the
+        study has finished or its job is no longer ``from_job_id`` (someone else restarted
+        it): the caller must then not submit."""
+
+    @abc.abstractmethod
+    def discard_trials(self, study_id: int, trial_ids: Sequence[str], *, note: str) -> int:
+        """Trials a dead driver created after Tune last saved its experiment state (the
+        restored run never heard of them): those without results are deleted, those with
+        results end PRUNED with ``note`` (their results stay). Returns how many were
+        deleted."""
 
     @abc.abstractmethod
     def delete_study(self, study_id: int) -> None:

@@ -91,6 +91,8 @@ class Study(Base):
     ray_job_id: Mapped[str | None] = mapped_column(String(255))
     ray_dashboard_url: Mapped[str | None] = mapped_column(Text)
     num_results: Mapped[int] = mapped_column(BigInteger, default=0)
+    # Times the study's Ray job was resubmitted after it died.
+    restarts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     created_at: Mapped[dt.datetime]
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
@@ -114,6 +116,8 @@ class Trial(Base):
     config: Mapped[dict[str, Any]]
     state: Mapped[str] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
+    # Why an ERROR trial failed: worker_lost, oom, invalid_config, error.
+    reason: Mapped[str | None] = mapped_column(String(32))
     last_value: Mapped[float | None] = mapped_column(Double)
     best_value: Mapped[float | None] = mapped_column(Double)
     num_results: Mapped[int] = mapped_column(Integer, default=0)

@@ -24,6 +24,7 @@ def study_record(row: Any) -> StudyRecord:
         created_at=row.created_at,
         started_at=row.started_at,
         finished_at=row.finished_at,
+        restarts=row.restarts or 0,
     )
 
 
@@ -41,6 +42,7 @@ def trial_record(row: Any) -> TrialRecord:
         last_iteration=row.last_iteration,
         created_at=row.created_at,
         finished_at=row.finished_at,
+        reason=row.reason,
     )
 
 

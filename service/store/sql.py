@@ -233,6 +233,67 @@ class SqlStudyStore(StudyStore):
             if found is None:
                 raise StudyNotFound(study_id)
 
+    def restart_study(
+        self,
+        study_id: int,
+        *,
+        from_job_id: str,
+        to_job_id: str,
+        dashboard_url: str | None,
+        reason: str,
+    ) -> StudyRecord | None:
+        with self._session(write=True) as session:
+            row = _study_row(session, study_id, lock=True)
+            if StudyStatus(row.status).is_terminal or row.ray_job_id != from_job_id:
+                return None  # finished meanwhile, or another service restarted it first
+            updated = session.execute(
+                update(STUDIES)
+                .where(STUDIES.c.id == study_id)
+                .values(
+                    ray_job_id=to_job_id,
+                    ray_dashboard_url=dashboard_url,
+                    restarts=STUDIES.c.restarts + 1,
+                )
+                .returning(*STUDIES.c)
+            ).one()
+            eventlog.append(session, [eventlog.study_event(study_id, row.status, reason)])
+            return to_record.study_record(updated)
+
+    def discard_trials(self, study_id: int, trial_ids: Sequence[str], *, note: str) -> int:
+        with self._session(write=True) as session:
+            _study_row(session, study_id, lock=True)
+            if not trial_ids:
+                return 0
+            rows = list(
+                _select_trials(
+                    session, study_id, list(trial_ids), TRIALS.c.id, TRIALS.c.num_results
+                )
+            )
+            empty = [row.id for row in rows if not row.num_results]
+            kept = [row.id for row in rows if row.num_results]
+            if empty:  # their events too: a reader would find no trial behind them
+                session.execute(
+                    delete(eventlog.EVENTS).where(
+                        eventlog.EVENTS.c.study_id == study_id,
+                        eventlog.EVENTS.c.trial_pk.in_(empty),
+                    )
+                )
+                session.execute(delete(TRIALS).where(TRIALS.c.id.in_(empty)))
+            if kept:
+                session.execute(
+                    update(TRIALS)
+                    .where(TRIALS.c.id.in_(kept))
+                    .values(state=TrialState.PRUNED.value, error=note, finished_at=utcnow())
+                )
+                eventlog.append(
+                    session,
+                    [
+                        eventlog.trial_event(study_id, pk, TrialState.PRUNED.value, note)
+                        for pk in kept
+                    ],
+                )
+            return len(empty)
+
     def delete_study(self, study_id: int) -> None:
         with self._session(write=True) as session:
             row = _study_row(session, study_id, lock=True)
@@ -272,6 +333,7 @@ class SqlStudyStore(StudyStore):
                 else:
                     new[upd.trial_id] = _new_trial(study_id, upd.trial_id, state, upd.config, now)
                     new[upd.trial_id]["error"] = upd.error
+                    new[upd.trial_id]["reason"] = upd.reason
             events: list[dict[str, Any]] = []
             if new:
                 _number_trials(session, study_id, new.values())
@@ -614,6 +676,7 @@ def _new_trial(
         "config": dict(config or {}),
         "state": state.value,
         "error": None,
+        "reason": None,
         "last_value": None,
         "best_value": None,
         "num_results": 0,
@@ -643,6 +706,8 @@ def _apply_update(values: dict[str, Any], upd: TrialUpdate, state: TrialState, n
             values["finished_at"] = now
     if upd.error is not None:
         values["error"] = upd.error
+    if upd.reason is not None:
+        values["reason"] = upd.reason
     if upd.config is not None:
         values["config"] = dict(upd.config)
 

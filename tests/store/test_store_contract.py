@@ -653,3 +653,84 @@ def test_two_writers_on_one_study_lose_nothing(store: StudyStore, store_url: str
     trials = store.list_trials(study.id).items
     assert sorted(t.number for t in trials) == [0, 1]
     assert all(t.num_results == expected and t.last_iteration == expected for t in trials)
+
+
+# --- crash recovery --------------------------------------------------------------------
+def test_trial_reason_is_kept(store: StudyStore) -> None:
+    study = study_in(store, StudyStatus.RUNNING)
+    store.upsert_trials(study.id, [TrialUpdate("a", TrialState.RUNNING, config={"x": 1})])
+    store.upsert_trials(
+        study.id, [TrialUpdate("a", TrialState.ERROR, error="Traceback ...", reason="oom")]
+    )
+    store.upsert_trials(
+        study.id,
+        [TrialUpdate("b", TrialState.ERROR, config={}, error="x", reason="invalid_config")],
+    )
+    assert store.get_trial(study.id, "a").reason == "oom"
+    assert store.get_trial(study.id, "b").reason == "invalid_config"
+    store.upsert_trials(study.id, [TrialUpdate("c", TrialState.TERMINATED, config={})])
+    assert store.get_trial(study.id, "c").reason is None
+
+
+def test_restart_study_is_a_compare_and_set(store: StudyStore) -> None:
+    study = study_in(store, StudyStatus.RUNNING)
+    store.set_ray_job(study.id, job_id="hpo-study-1", dashboard_url=None)
+    assert store.get_study(study.id).restarts == 0
+    restarted = store.restart_study(
+        study.id,
+        from_job_id="hpo-study-1",
+        to_job_id="hpo-study-1-r1",
+        dashboard_url="http://ray/#/jobs/hpo-study-1-r1",
+        reason="driver died",
+    )
+    assert restarted is not None
+    assert (restarted.restarts, restarted.ray_job_id) == (1, "hpo-study-1-r1")
+    assert restarted.status == StudyStatus.RUNNING
+    # A second service that saw the old job loses the race: nothing changes.
+    assert (
+        store.restart_study(
+            study.id,
+            from_job_id="hpo-study-1",
+            to_job_id="hpo-study-1-r2",
+            dashboard_url=None,
+            reason="driver died",
+        )
+        is None
+    )
+    assert store.get_study(study.id).ray_job_id == "hpo-study-1-r1"
+    events = [e for e in store.events_after(study.id) if e.kind == "study"]
+    assert events[-1].data["error"] == "driver died"
+    store.transition_study(study.id, StudyStatus.COMPLETED)
+    assert (
+        store.restart_study(
+            study.id,
+            from_job_id="hpo-study-1-r1",
+            to_job_id="hpo-study-1-r2",
+            dashboard_url=None,
+            reason="late",
+        )
+        is None
+    )
+
+
+def test_discard_trials_deletes_empty_ones_and_keeps_results(store: StudyStore) -> None:
+    study = study_in(store, StudyStatus.RUNNING)
+    store.upsert_trials(
+        study.id,
+        [TrialUpdate(t, TrialState.RUNNING, config={"t": t}) for t in ("kept", "ghost", "ran")],
+    )
+    store.add_results(study.id, [ResultWrite("ran", 1, {"loss": 1.0})])
+    deleted = store.discard_trials(study.id, ["ghost", "ran", "unknown"], note="lost")
+    assert deleted == 1
+    ids = {t.trial_id for t in store.list_trials(study.id).items}
+    assert ids == {"kept", "ran"}
+    ran = store.get_trial(study.id, "ran")
+    assert (ran.state, ran.error, ran.num_results) == (TrialState.PRUNED, "lost", 1)
+    assert all(
+        e.data.get("trial_id") != None
+        for e in store.events_after(study.id)  # noqa: E711
+        if e.kind == "trial"
+    )
+    # The next trial is numbered after the last one ever given.
+    store.upsert_trials(study.id, [TrialUpdate("next", TrialState.PENDING, config={})])
+    assert store.get_trial(study.id, "next").number == 3
