@@ -11,7 +11,7 @@ import os
 import signal
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,18 +76,27 @@ def ledger(database_url: str, study_id: int, report_log: Path) -> Ledger:
 
 
 # --- processes ----------------------------------------------------------------------
-def pids_matching(predicate: Callable[[list[str]], bool]) -> list[int]:
-    """Pids of this user's processes whose command line (argv) satisfies ``predicate``."""
+def pids_matching(
+    predicate: Callable[[list[str]], bool], *, env: Mapping[str, str] | None = None
+) -> list[int]:
+    """Pids of this user's processes whose command line (argv) satisfies ``predicate``
+    and whose environment holds ``env`` (other test sessions may run on this machine)."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            if not (argv and predicate([arg for arg in argv if arg])):
+                continue
+            if env:
+                raw = (entry / "environ").read_bytes().decode(errors="replace").split("\0")
+                environ = dict(item.split("=", 1) for item in raw if "=" in item)
+                if any(environ.get(key) != value for key, value in env.items()):
+                    continue
         except OSError:
             continue
-        if argv and predicate([arg for arg in argv if arg]):
-            found.append(int(entry.name))
+        found.append(int(entry.name))
     return sorted(found)
 
 

@@ -22,13 +22,14 @@ pytestmark = pytest.mark.ray
 TRIALS, ITERATIONS, SLEEP_S = 6, 10, 0.3
 
 
-def runner_pids(study_id: int) -> list[int]:
+def runner_pids(study_id: int, home: Path) -> list[int]:
     """The study's driver: ``python -m service.runner <id>`` (not the shell Ray wraps
-    it in)."""
+    it in) of the service on ``home`` (other test sessions may run on this machine)."""
     return pids_matching(
         lambda argv: (
             argv[-3:] == ["-m", "service.runner", str(study_id)] and "python" in Path(argv[0]).name
-        )
+        ),
+        env={"HPO_HOME": str(home)},
     )
 
 
@@ -57,7 +58,7 @@ def test_a_killed_driver_is_resubmitted_and_resumes(
             return now.trial_counts.get("TERMINATED", 0) >= 2 and now.num_results >= 25
 
         wait_for("two finished trials", halfway, timeout_s=180)
-        (driver,) = wait_for("the driver's pid", lambda: runner_pids(study.id))  # type: ignore[misc]
+        (driver,) = wait_for("the driver's pid", lambda: runner_pids(study.id, live_service.home))  # type: ignore[misc]
         before = client.study(study.id)
         kill9(driver)
         done = wait_for_status(client, study.id, {"COMPLETED", "FAILED", "STOPPED"}, 300)

@@ -33,12 +33,15 @@ def ddp_spec(name: str, *, epochs: int, max_failures: int) -> dict:
     }
 
 
-def train_worker_pids() -> list[int]:
-    """Ray Train's worker actors (their processes are titled ``ray::RayTrainWorker...``)."""
-    return pids_matching(lambda argv: any("RayTrainWorker" in arg for arg in argv[:1]))
+def train_worker_pids(home: Path) -> list[int]:
+    """Ray Train's worker actors (their processes are titled ``ray::RayTrainWorker...``)
+    in jobs of the service on ``home`` (a job's workers get its runtime env)."""
+    return pids_matching(
+        lambda argv: any("RayTrainWorker" in arg for arg in argv[:1]), env={"HPO_HOME": str(home)}
+    )
 
 
-def kill_a_worker_after(client: HpoClient, study_id: int, results: int) -> int:
+def kill_a_worker_after(client: HpoClient, study_id: int, results: int, home: Path) -> int:
     """Wait until the trial has ``results`` results and both workers run; kill one."""
     wait_for(
         f"{results} results",
@@ -46,7 +49,9 @@ def kill_a_worker_after(client: HpoClient, study_id: int, results: int) -> int:
         timeout_s=240,
         poll_s=0.2,
     )
-    workers = wait_for("two Train workers", lambda: len(pids := train_worker_pids()) >= 2 and pids)
+    workers = wait_for(
+        "two Train workers", lambda: len(pids := train_worker_pids(home)) >= 2 and pids
+    )
     victim = workers[-1]  # type: ignore[index]
     kill9(victim)
     return victim
@@ -61,11 +66,11 @@ def test_killed_ddp_worker_resumes_from_checkpoint(live_service: LiveService) ->
     epochs = 30
     with live_service.client() as client:
         study = client.submit(ddp_spec("ddp-worker-crash", epochs=epochs, max_failures=2))
-        victim = kill_a_worker_after(client, study.id, results=3)
+        victim = kill_a_worker_after(client, study.id, results=3, home=live_service.home)
         at_kill = client.study(study.id).num_results
         done = wait_for_status(client, study.id, TERMINAL, timeout_s=300)
         trial = only_trial(client, study.id)
-        iterations = [r.iteration for r in client.results(study.id, trial.trial_id).results]
+        iterations = [r.iteration for r in client.results(study.id, trial.trial_id).items]
     assert done.status == "COMPLETED", done.error
     assert trial.state == "TERMINATED"
     assert iterations == list(range(1, epochs + 1))  # every epoch once, none lost
@@ -83,10 +88,10 @@ def test_killed_ddp_worker_resumes_from_checkpoint(live_service: LiveService) ->
 def test_a_trial_whose_workers_keep_dying_ends_worker_lost(live_service: LiveService) -> None:
     with live_service.client() as client:
         study = client.submit(ddp_spec("ddp-worker-keeps-dying", epochs=60, max_failures=1))
-        kill_a_worker_after(client, study.id, results=1)
+        kill_a_worker_after(client, study.id, results=1, home=live_service.home)
         first = client.study(study.id).num_results
         # After the retry, the run reports again (it resumed from its checkpoint): kill again.
-        kill_a_worker_after(client, study.id, results=first + 1)
+        kill_a_worker_after(client, study.id, results=first + 1, home=live_service.home)
         done = wait_for_status(client, study.id, TERMINAL, timeout_s=300)
         trial = only_trial(client, study.id)
     assert trial.state == "ERROR"
