@@ -10,6 +10,7 @@ import traceback
 from types import FrameType
 
 from service.runner.store_retry import call_with_retry
+from service.runner.writer import replay_spill_files
 from service.settings import get_settings
 from service.store import (
     InvalidTransition,
@@ -54,13 +55,17 @@ def _finish(
 
 def _discard_lost_trials(store: StudyStore, study_id: int, known: set[str]) -> None:
     """Trials in the store that the restored experiment never heard of."""
+    call_with_retry(_discard_lost_trials_once, store, study_id, known)
+
+
+def _discard_lost_trials_once(store: StudyStore, study_id: int, known: set[str]) -> None:
     lost = [
         trial.trial_id
         for trial in store.list_trials(study_id, limit=100_000).items
         if trial.trial_id not in known and not trial.state.is_finished
     ]
     if lost:
-        deleted = call_with_retry(store.discard_trials, study_id, lost, note=LOST_TRIAL_NOTE)
+        deleted = store.discard_trials(study_id, lost, note=LOST_TRIAL_NOTE)
         log.info(
             "study %s: %d trials lost with the last driver (%d empty, deleted)",
             study_id,
@@ -74,12 +79,12 @@ def run_study(study_id: int) -> int:
 
     from service.runner.callback import RunnerContext, StoreCallback, use_context
     from service.runner.tuner_builder import build_tuner, experiment_name, restore_tuner
-    from service.runner.writer import BatchingStoreWriter, replay_spill_files
+    from service.runner.writer import BatchingStoreWriter
     from service.spec import spec_from_mapping
     from service.validation import ClusterCapacity, validate_study
 
     settings = get_settings()
-    store = open_store(settings.resolved_database_url)
+    store = call_with_retry(open_store, settings.resolved_database_url)
     record = call_with_retry(store.get_study, study_id)
     if record.status.is_terminal:
         log.info("study %s is already %s; nothing to run", study_id, record.status.value)
@@ -128,11 +133,14 @@ def run_study(study_id: int) -> int:
         text = "".join(traceback.format_exception(error))
         if writer is not None:
             writer.close()
+            # What the writer could not write in time (the database away at the end).
+            replay_spill_files(store, study_id, spill_dir)
         call_with_retry(close_open_trials, store, study_id, TrialState.PRUNED)
         _finish(store, study_id, StudyStatus.FAILED, error=text[-20_000:])
         log.error("study %s failed:\n%s", study_id, text)
         return 1
     writer.close()
+    replay_spill_files(store, study_id, spill_dir)
     call_with_retry(close_open_trials, store, study_id, TrialState.PRUNED)
     if results.num_errors and results.num_errors == len(results):
         first = results.errors[0]

@@ -167,6 +167,15 @@ class StoreCallback(Callback):
             trial, TrialState.ERROR, error=trial_error_text(trial), reason=trial_error_reason(trial)
         )
 
+    def get_state(self) -> dict[str, Any] | None:
+        # Tune calls this as it saves its experiment state (a driver resumed after a
+        # crash restarts from that state): first get every result it has seen so far
+        # into the store, so none is lost with a driver that dies right after. Bounded:
+        # while the database is away the results stay with the writer.
+        if self._writer is not None:
+            self._writer.flush(timeout_s=2.0)
+        return None
+
     def on_step_begin(self, iteration: int, trials: list[Trial], **info: Any) -> None:
         on_restored = getattr(self, "_on_restored", None)
         if on_restored is not None:  # the first step of a restored experiment

@@ -86,8 +86,9 @@ def pids_matching(
         if not entry.name.isdigit():
             continue
         try:
-            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-            if not (argv and predicate([arg for arg in argv if arg])):
+            raw_argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+            argv = [arg for arg in raw_argv if arg]
+            if not (argv and predicate(argv)):
                 continue
             if env:
                 raw = (entry / "environ").read_bytes().decode(errors="replace").split("\0")
