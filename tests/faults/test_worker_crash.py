@@ -63,7 +63,7 @@ def only_trial(client: HpoClient, study_id: int):  # type: ignore[no-untyped-def
 
 
 def test_killed_ddp_worker_resumes_from_checkpoint(live_service: LiveService) -> None:
-    epochs = 30
+    epochs = 10
     with live_service.client() as client:
         study = client.submit(ddp_spec("ddp-worker-crash", epochs=epochs, max_failures=2))
         victim = kill_a_worker_after(client, study.id, results=3, home=live_service.home)
