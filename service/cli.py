@@ -93,6 +93,8 @@ def print_study(study: StudyPublic, base_url: str) -> None:
     table.add_row("API", f"{base_url}/api/v1/studies/{study.id}")
     if study.ray_dashboard_url:
         table.add_row("Ray dashboard", study.ray_dashboard_url)
+    if study.restarts:
+        table.add_row("restarts", f"{study.restarts} (its Ray job died and was resubmitted)")
     if study.error:
         table.add_row("error", study.error.strip().splitlines()[-1][:300])
     console.print(table)
@@ -332,7 +334,7 @@ def trials(
         table.add_row(
             str(trial.number),
             trial.trial_id,
-            trial.state,
+            f"{trial.state} ({trial.reason})" if trial.reason else trial.state,
             "-" if trial.best_value is None else f"{trial.best_value:.6g}",
             "-" if trial.last_value is None else f"{trial.last_value:.6g}",
             str(trial.last_iteration or 0),

@@ -24,7 +24,7 @@ def test_twenty_concurrent_studies_of_four_principals(live_service: LiveService)
     def submit(job: tuple[str, int]) -> tuple[str, StudyPublic]:
         principal, n = job
         with live_service.client(principal) as client:
-            spec = noop_spec(f"{principal}-{n}", trials=2, iterations=2, sleep_s=0.0)
+            spec = noop_spec(f"{principal}-{n}", trials=1, iterations=3, sleep_s=0.0)
             return principal, client.submit(spec)
 
     jobs = [(principal, n) for principal in principals for n in range(STUDIES_EACH)]
@@ -43,7 +43,7 @@ def test_twenty_concurrent_studies_of_four_principals(live_service: LiveService)
     assert {study.status for study in finished.values()} == {"COMPLETED"}, {
         i: (s.status, s.error) for i, s in finished.items() if s.status != "COMPLETED"
     }
-    assert all(study.num_results == 4 for study in finished.values())
+    assert all(study.num_results == 3 for study in finished.values())
 
     for principal in principals:
         own = {study.id for owner, study in submitted if owner == principal}

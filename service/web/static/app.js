@@ -122,7 +122,7 @@
       const finished = [];
       for (const t of snapshot.trials) {
         const trial = this.trial(t.trial_id);
-        Object.assign(trial, { number: t.number, state: t.state, config: t.config });
+        Object.assign(trial, { number: t.number, state: t.state, reason: t.reason, config: t.config });
         if (FINISHED.has(t.state)) finished.push([t.finished_at || "", t.number, t.trial_id]);
       }
       finished.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]));
@@ -440,7 +440,7 @@
       },
     })));
     const body = slice.map((t) => el("tr", { "data-trial": t.trial_id },
-      columns.map(([key, , g]) => key === "state" ? el("td", {}, badge(t.state)) : el("td", { class: "num", text: fmt(g(t)) }))));
+      columns.map(([key, , g]) => key === "state" ? el("td", { title: t.reason ? `failed: ${t.reason}` : "" }, badge(t.reason ? `${t.state} ${t.reason}` : t.state)) : el("td", { class: "num", text: fmt(g(t)) }))));
     const pager = el("div", { class: "pager" },
       el("button", { id: "prev-page", disabled: view.page === 0 ? "" : null, onclick: () => { view.page--; view.redraw(); }, text: "‹ prev" }),
       el("span", { text: `${slice.length ? view.page * PAGE_SIZE + 1 : 0}–${view.page * PAGE_SIZE + slice.length} of ${sorted.length} trials` }),
