@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     # refilled at `study_create_per_minute`. 0 turns the limit off.
     study_create_per_minute: float = Field(default=120.0, ge=0)
     study_create_burst: int = Field(default=60, ge=1)
+    # Request bodies larger than this are refused with 413 before they are read whole.
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
 
     @field_validator("home")
     @classmethod

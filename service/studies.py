@@ -72,6 +72,10 @@ class StudyService:
         """Validate, store and launch a study. Raises InvalidSpec, RayUnavailable, LaunchError
         (the study is then stored as FAILED with the reason)."""
         study = self.validate(document)
+        if not self.validate_capacity:
+            # Nothing asked Ray yet: a cluster that is away or refuses our token must not
+            # leave a stored study behind. Raises RayUnavailable.
+            self.launcher.ping()
         record = self.store.create_study(
             name=study.spec.name,
             spec=study.spec.model_dump(mode="json"),

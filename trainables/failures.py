@@ -111,9 +111,7 @@ FAILURE_TEXT_KEY = "hpo_failure_text"
 BAD_VALUE = 1e30
 
 
-def report_failure(
-    error: BaseException, reason: FailureReason, metric: str, mode: str
-) -> None:
+def report_failure(error: BaseException, reason: FailureReason, metric: str, mode: str) -> None:
     """End the current Tune trial for good: report the failure as its last result.
 
     Raising would let Tune retry the trial up to ``max_failures`` times; a trial that

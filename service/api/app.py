@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import functools
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -14,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from service import __version__
 from service.api.errors import install_error_handlers
+from service.api.limits import BodySizeLimit
 from service.api.routers import docs, events, health, studies, trainables, web
 from service.auth.authenticator import build_authenticator
 from service.auth.ratelimit import RateLimiter
@@ -33,9 +36,18 @@ API_PREFIX = "/api/v1"
 
 
 async def _watch_jobs(service: StudyService, interval_s: float) -> None:
+    # Until one round has succeeded, also launch studies stored before this service
+    # started that never got a Ray job (the last service died between the two steps).
+    started = dt.datetime.now(dt.timezone.utc)
+    first_round = True
     while True:
         try:
-            await run_in_threadpool(service.reconcile)
+            await run_in_threadpool(
+                functools.partial(
+                    service.reconcile, submit_unlaunched_before=started if first_round else None
+                )
+            )
+            first_round = False
         except Exception as error:  # keep watching; the next round may succeed
             log.warning("reconciling studies with Ray jobs failed: %s", error)
         await asyncio.sleep(interval_s)
@@ -71,7 +83,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     else:
         head = LocalRayHead(settings.local_ray_dir, num_cpus=settings.ray_num_cpus)
         try:
-            await run_in_threadpool(head.start)
+            # A head left running by a service that was killed is adopted, with the
+            # studies running on it.
+            await run_in_threadpool(functools.partial(head.start, adopt=True))
         except BaseException:
             store.close()
             raise
@@ -124,6 +138,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.study_create_per_minute, settings.study_create_burst
     )
     install_error_handlers(app)
+    # Inside the request timer, so refused bodies are counted too.
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_metrics(app)
     app.include_router(health.router)
     app.include_router(docs.router)

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import Depends, HTTPException, Request, Response
+from fastapi import Depends, HTTPException, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -46,6 +46,11 @@ NO_TOKEN = (
     "(`hpo token show` prints the token of this machine's user)"
 )
 BAD_TOKEN = "invalid token"
+# Bounds of identifiers in paths and queries (the store's columns hold 32-bit study ids
+# and names of 255 characters): larger ones are refused with 422, never sent to the DB.
+MAX_STUDY_ID = 2**31 - 1
+MAX_IDENTIFIER_LENGTH = 255
+NO_NUL = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL characters
 
 # Declares the scheme in the OpenAPI document (the docs' "Authorize" button); the
 # header itself is read by presented_token, which also knows Basic and the cookie.
@@ -231,7 +236,11 @@ def sign_in_redirect(request: Request, sign_in: SignIn) -> RedirectResponse:
     return response
 
 
-def visible_study(study_id: int, principal: PrincipalDep, store: StoreDep) -> StudyRecord:
+def visible_study(
+    study_id: Annotated[int, Path(ge=1, le=MAX_STUDY_ID)],
+    principal: PrincipalDep,
+    store: StoreDep,
+) -> StudyRecord:
     """The study, when the principal may see it. Raises StudyNotFound (404) for a study
     that is missing or someone else's: the two are indistinguishable."""
     return store.get_study(study_id, owner=principal.owner_filter)

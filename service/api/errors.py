@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse, Response
 
 from search_spaces import InvalidSpec
 from service.api.auth import PageAuthRequired, SignIn, sign_in_redirect, sign_in_response
+from service.api.limits import BodyTooLarge
 from service.errors import LaunchError, RayUnavailable
 from service.store import InvalidTransition, StoreUnavailable, StudyNotFound, TrialNotFound
 
@@ -22,6 +23,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidSpec)
     async def _invalid_spec(request: Request, error: InvalidSpec) -> JSONResponse:
         return JSONResponse(status_code=422, content={"detail": invalid_spec_detail(error)})
+
+    @app.exception_handler(BodyTooLarge)
+    async def _too_large(request: Request, error: BodyTooLarge) -> JSONResponse:
+        return JSONResponse(
+            status_code=413, content={"detail": str(error)}, headers={"Connection": "close"}
+        )
 
     @app.exception_handler(StudyNotFound)
     @app.exception_handler(TrialNotFound)

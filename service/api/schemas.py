@@ -18,6 +18,8 @@ class TrialPublic(BaseModel):
     state: str
     config: dict[str, Any]
     error: str | None
+    # Why an ERROR trial failed: worker_lost (retries used up), oom, invalid_config, error.
+    reason: str | None = None
     last_value: float | None
     best_value: float | None
     num_results: int
@@ -33,6 +35,7 @@ class TrialPublic(BaseModel):
             state=trial.state.value,
             config=dict(trial.config),
             error=trial.error,
+            reason=trial.reason,
             last_value=trial.last_value,
             best_value=trial.best_value,
             num_results=trial.num_results,
@@ -60,6 +63,7 @@ class StudyPublic(BaseModel):
     error: str | None
     ray_job_id: str | None
     ray_dashboard_url: str | None
+    restarts: int = 0  # times the study's Ray job was resubmitted after it died
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
@@ -87,6 +91,7 @@ class StudyPublic(BaseModel):
             error=study.error,
             ray_job_id=study.ray_job_id,
             ray_dashboard_url=study.ray_dashboard_url,
+            restarts=study.restarts,
             created_at=study.created_at,
             started_at=study.started_at,
             finished_at=study.finished_at,

@@ -11,6 +11,9 @@ At least ``MIN_REQUESTS`` requests are sent (counted, so the test fails if gener
 stops short). Study creation is limited per principal (the admin's bucket is shared with
 the session's other tests), so it gets only a few dozen requests; a study a generated
 spec might create is stopped and deleted at the end. ``HPO_FUZZ_SEED`` replays a run.
+
+The session's live service keeps its studies in SQLite; the same run against a service
+on PostgreSQL catches what only PostgreSQL refuses (NUL characters in text).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from schemathesis.core.result import Err, Ok
 
 from service.client import HpoClient
 from service.store import StudyStatus
+from tests.faults.conftest import PgService
 from tests.fixtures.service import LiveService, wait_for_status
 from trainables import list_trainables
 
@@ -128,6 +132,16 @@ def existing_ids(client: HpoClient) -> set[int]:
 
 
 def test_generated_requests_get_no_5xx_and_4xx_with_detail(live_service: LiveService) -> None:
+    fuzz_service(live_service)
+
+
+@pytest.mark.postgres
+def test_the_same_on_postgresql(pg_service: PgService) -> None:
+    """PostgreSQL refuses what SQLite takes (NUL characters, integers over 64 bits)."""
+    fuzz_service(pg_service.live)
+
+
+def fuzz_service(live_service: LiveService) -> None:
     run_seed = int(os.environ.get("HPO_FUZZ_SEED") or random.randrange(2**32))
     started = time.monotonic()
     with live_service.client() as client:

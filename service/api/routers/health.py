@@ -19,7 +19,11 @@ def healthz() -> Health:
     return Health(status="ok")
 
 
-@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+@router.get(
+    "/readyz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "not ready: the failing checks"}},
+)
 async def readyz(
     store: StoreDep, launcher: LauncherDep, principal: OptionalPrincipalDep
 ) -> JSONResponse:
@@ -38,4 +42,9 @@ async def readyz(
     if principal is None:  # error texts may name hosts and users: only for callers we know
         checks = {name: "ok" if value == "ok" else "unavailable" for name, value in checks.items()}
     body = Health(status="ok" if ready else "unavailable", checks=checks)
-    return JSONResponse(status_code=200 if ready else 503, content=body.model_dump())
+    if ready:
+        return JSONResponse(status_code=200, content=body.model_dump())
+    # Like every error answer, a "detail": the failing checks (their errors only for
+    # callers we know).
+    detail = "; ".join(f"{name}: {value}" for name, value in checks.items() if value != "ok")
+    return JSONResponse(status_code=503, content={**body.model_dump(), "detail": detail})

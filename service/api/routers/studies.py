@@ -8,11 +8,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
-from service.api.auth import CreateLimitDep, PrincipalDep, VisibleStudyDep
+from service.api.auth import (
+    MAX_IDENTIFIER_LENGTH,
+    NO_NUL,
+    CreateLimitDep,
+    PrincipalDep,
+    VisibleStudyDep,
+)
 from service.api.deps import StoreDep, StudiesDep
+from service.api.limits import BodyTooLarge
 from service.api.schemas import (
     ResultPublic,
     StudyList,
@@ -27,7 +34,7 @@ from service.studies import trial_budget
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
-MAX_BODY_BYTES = 1_000_000
+MAX_OFFSET = 2**31 - 1
 
 _CREATE_BODY = {
     "requestBody": {
@@ -51,9 +58,10 @@ def study_public(store: StudyStore, study_id: int) -> StudyPublic:
     response_model=StudyPublic,
     openapi_extra=_CREATE_BODY,
     responses={
+        413: {"description": "the body is over the limit (HPO_MAX_BODY_BYTES)"},
         422: {"description": "invalid spec, with the field path"},
         429: {"description": "the principal creates studies too fast"},
-        503: {},
+        503: {"description": "the Ray cluster or the database is unavailable"},
     },
     dependencies=[CreateLimitDep],
 )
@@ -61,10 +69,13 @@ async def create_study(
     request: Request, principal: PrincipalDep, studies: StudiesDep, store: StoreDep
 ) -> StudyPublic:
     """Create and launch a study owned by the caller."""
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise HTTPException(status_code=413, detail=f"the body is over {MAX_BODY_BYTES} bytes")
-    document = parse_spec_document(body, request.headers.get("content-type"))
+    body = await request.body()  # bounded by the BodySizeLimit middleware
+    limit = request.app.state.settings.max_body_bytes
+    if len(body) > limit:
+        raise BodyTooLarge(limit)
+    document = await run_in_threadpool(
+        parse_spec_document, body, request.headers.get("content-type")
+    )
     record = await run_in_threadpool(studies.create, document, principal.name)
     return await run_in_threadpool(study_public, store, record.id)
 
@@ -74,9 +85,16 @@ def list_studies(
     store: StoreDep,
     principal: PrincipalDep,
     status_filter: Annotated[StudyStatus | None, Query(alias="status")] = None,
-    owner: Annotated[str | None, Query(description="only this owner's (admins)")] = None,
+    owner: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_IDENTIFIER_LENGTH,
+            pattern=NO_NUL,
+            description="only this owner's (admins)",
+        ),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> StudyList:
     """The caller's studies (an admin: everyone's, or one ``owner``'s), newest first."""
     if not principal.is_admin:
@@ -112,7 +130,7 @@ def list_trials(
     state: TrialState | None = None,
     order: Annotated[str, Query(pattern="^(number|best)$")] = "number",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> TrialList:
     page = store.list_trials(study.id, state=state, limit=limit, offset=offset, order=order)
     return TrialList(
@@ -126,7 +144,11 @@ def list_trials(
 @router.get(
     "/{study_id}/trials/{trial_id}/results", response_model=TrialResults, responses={404: {}}
 )
-def trial_results(study: VisibleStudyDep, trial_id: str, store: StoreDep) -> TrialResults:
+def trial_results(
+    study: VisibleStudyDep,
+    trial_id: Annotated[str, Path(min_length=1, max_length=MAX_IDENTIFIER_LENGTH, pattern=NO_NUL)],
+    store: StoreDep,
+) -> TrialResults:
     results = store.get_results(study.id, trial_id)
     return TrialResults(
         study_id=study.id, trial_id=trial_id, items=[ResultPublic.of(r) for r in results]
