@@ -98,9 +98,12 @@ def test_data_2_x_tensor_2_trial_runs_on_four_workers(live_service: LiveService)
 
 def test_population_based_training_exploits_checkpoints(live_service: LiveService) -> None:
     spec = example("transformer-pbt.yaml")
-    # one exploit/explore round (at evaluation 3 of 6) keeps the test short
-    spec["scheduler"]["perturbation_interval"] = 3
-    spec["config"]["evals"] = 6
+    # Two trials, one exploit/explore round (at evaluation 3 of 6): the worse half
+    # continues from the better one's checkpoint. Synchronous PBT restarts every
+    # trial's Train run at a perturbation, so each trial and round costs a worker start.
+    spec.update(num_samples=2)
+    spec["scheduler"].update(perturbation_interval=3, quantile_fraction=0.5)
+    spec["config"].update(evals=6, steps_per_eval=5)
     with live_service.client() as client:
         study = run_to_end(client, spec)
         assert study.status == "COMPLETED", study.error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -123,3 +124,17 @@ def test_yaml_and_json_bodies_read_the_same() -> None:
     as_yaml = parse_spec_document(b"name: a\ntrainable: branin\n", "application/yaml")
     as_json = parse_spec_document(b'{"name": "a", "trainable": "branin"}', "application/json")
     assert as_yaml == as_json
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=[path.stem for path in EXAMPLES])
+def test_every_example_is_a_valid_study(path: Path) -> None:
+    document = parse_spec_document(path.read_bytes(), "application/yaml")
+    spec = spec_from_mapping(document)
+    gpu = spec.resources.use_gpu
+    # The CPU examples fit this project's 4-CPU test cluster; the GPU ones a 2-GPU node.
+    capacity = ClusterCapacity(cpus=32, gpus=2) if gpu else ClusterCapacity(cpus=4, gpus=0)
+    study = validate_study(spec, capacity)
+    assert study.spec.name == document["name"]
