@@ -17,6 +17,13 @@ class InvalidConfig(ValueError):
     """Raised by a trainable for a config it cannot train (found only once running)."""
 
 
+class WorkerLost(RuntimeError):
+    """Raised by the trial function when a process or node under it was lost: Tune
+    retries the trial (``max_failures``), and the driver knows the reason from the type
+    alone once the retries are used up (Ray pickles the trial's error across processes,
+    and a Ray Train error's per-worker details do not always survive that)."""
+
+
 class FailureReason(str, enum.Enum):
     LOST = "worker_lost"  # a worker process or node died: retried
     OOM = "oom"
@@ -76,7 +83,7 @@ def _is_lost_process(error: BaseException) -> bool:
         ray_errors.LocalRayletDiedError,
         ray_errors.ObjectLostError,
     )
-    if isinstance(error, lost):
+    if isinstance(error, (*lost, WorkerLost)):
         return True
     # Ray Train: a worker that stops answering its health check (killed, node gone).
     return type(error).__name__ in {
@@ -84,6 +91,17 @@ def _is_lost_process(error: BaseException) -> bool:
         "WorkerHealthCheckTimeoutError",
         "PreemptionError",
     }
+
+
+def classify_text(text: str) -> FailureReason:
+    """The reason from an error's text alone (when only Tune's error file is left)."""
+    if WorkerLost.__name__ in text:
+        return FailureReason.LOST
+    if InvalidConfig.__name__ in text:
+        return FailureReason.INVALID_CONFIG
+    if any(phrase in text.lower() for phrase in _OOM_TEXTS):
+        return FailureReason.OOM
+    return FailureReason.ERROR
 
 
 def classify(error: BaseException) -> FailureReason:

@@ -116,6 +116,9 @@ def run_study(study_id: int) -> int:
                 record.restarts,
             )
         else:
+            if record.restarts:
+                # The dead run saved no experiment state: its open trials will not go on.
+                _discard_lost_trials(store, study_id, known=set())
             tuner = build_tuner(
                 study,
                 study_id=study_id,

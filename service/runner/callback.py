@@ -15,7 +15,13 @@ from ray.tune.experiment import Trial
 
 from service.runner.writer import BatchingStoreWriter
 from service.store import ResultWrite, TrialState, TrialUpdate
-from trainables.failures import FAILURE_REASON_KEY, FAILURE_TEXT_KEY, FailureReason, classify
+from trainables.failures import (
+    FAILURE_REASON_KEY,
+    FAILURE_TEXT_KEY,
+    FailureReason,
+    classify,
+    classify_text,
+)
 
 # Keys Tune adds to every result; the store keeps the trainable's own metrics only
 # (plus time_total_s, which benchmarks and plots use).
@@ -258,12 +264,14 @@ class StoreCallback(Callback):
 
 
 def trial_error_reason(trial: Trial) -> str:
-    """Why Tune's ERROR trial failed, from its pickled error (``error`` if unreadable)."""
+    """Why Tune's ERROR trial failed: from its pickled error, else from its error text."""
     try:
         error = trial.get_pickled_error()
     except Exception:
         error = None
-    return classify(error).value if error is not None else FailureReason.ERROR.value
+    if error is not None and (reason := classify(error)) is not FailureReason.ERROR:
+        return reason.value
+    return classify_text(trial_error_text(trial)).value
 
 
 def trial_error_text(trial: Trial, limit: int = 20_000) -> str:

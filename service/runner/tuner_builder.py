@@ -40,7 +40,7 @@ def make_trial_function(study: ValidatedStudy) -> Any:
     def run_trial(config: dict[str, Any]) -> None:
         from search_spaces import parse_space
         from trainables import get_trainable
-        from trainables.failures import classify, report_failure
+        from trainables.failures import WorkerLost, classify, report_failure
 
         trainable = get_trainable(trainable_name)
         sampled = parse_space(space_document).normalize(config)
@@ -48,8 +48,8 @@ def make_trial_function(study: ValidatedStudy) -> Any:
             trainable.fn({**fixed_config, **sampled}, resources)
         except Exception as error:  # SystemExit (Tune stopping the trial) passes through
             reason = classify(error)
-            if reason.retryable:
-                raise  # Tune retries the trial from its last checkpoint (max_failures)
+            if reason.retryable:  # Tune retries the trial from its last checkpoint
+                raise WorkerLost(f"a worker process or node was lost: {error}") from error
             report_failure(error, reason, metric, mode)
 
     run_trial.__name__ = f"trial_{trainable_name}"

@@ -145,29 +145,6 @@ def test_every_algorithm_and_scheduler_family_runs(
             assert any(t.state == "PRUNED" for t in trials), "the scheduler cut no trial"
 
 
-def test_failing_trial_is_recorded_and_the_study_goes_on(live_service: LiveService) -> None:
-    spec = {
-        "name": "some-trials-fail",
-        "trainable": "noop",
-        "metric": "loss",
-        "mode": "min",
-        "search_space": {"x": {"type": "grid", "values": [0.0, 1.0, 2.0, 3.0]}},
-        "algorithm": "grid",
-        "config": {"iterations": 2, "sleep_s": 0.01, "fail_above": 1.5},
-    }
-    with live_service.client() as client:
-        study = run_to_end(client, spec)
-        assert study.status == "COMPLETED", study.error
-        trials = {t.config["x"]: t for t in client.trials(study.id).items}
-        assert {x: t.state for x, t in trials.items()} == {
-            0.0: "TERMINATED",
-            1.0: "TERMINATED",
-            2.0: "ERROR",
-            3.0: "ERROR",
-        }
-        assert "fail_above" in (trials[2.0].error or "")
-
-
 def test_stop_then_delete(live_service: LiveService) -> None:
     spec = {
         "name": "long-study",

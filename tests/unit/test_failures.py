@@ -7,7 +7,13 @@ from ray import exceptions as ray_errors
 from ray.train import WorkerGroupError
 from ray.train.v2._internal.exceptions import WorkerHealthCheckFailedError
 
-from trainables.failures import FailureReason, InvalidConfig, classify
+from trainables.failures import (
+    FailureReason,
+    InvalidConfig,
+    WorkerLost,
+    classify,
+    classify_text,
+)
 
 
 def chained(outer: BaseException, inner: BaseException) -> BaseException:
@@ -69,3 +75,12 @@ def test_user_errors_in_workers() -> None:
     error = WorkerGroupError("bad", {0: InvalidConfig("tp must divide heads")})
     assert classify(error) is FailureReason.INVALID_CONFIG
     assert classify(WorkerGroupError("bug", {0: KeyError("x")})) is FailureReason.ERROR
+
+
+def test_the_trial_functions_marker_and_error_texts() -> None:
+    assert classify(WorkerLost("a worker process or node was lost")) is FailureReason.LOST
+    assert classify(chained(RuntimeError("wrapped"), WorkerLost("x"))) is FailureReason.LOST
+    assert classify_text("ray.exceptions.RayTaskError(WorkerLost): ...") is FailureReason.LOST
+    assert classify_text("InvalidConfig: tp must divide heads") is FailureReason.INVALID_CONFIG
+    assert classify_text("RuntimeError: CUDA out of memory") is FailureReason.OOM
+    assert classify_text("KeyError: 'x'") is FailureReason.ERROR
