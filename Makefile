@@ -48,9 +48,12 @@ helm:
 test-deploy: $(STAMP)
 	$(PY) -m pytest -q -ra tests/deploy
 
-bench: $(STAMP)
+bench: $(STAMP) system-deps
+	$(PY) -c "import optuna" 2>/dev/null || $(PIP) install -q -e ".[bench]"
 	$(PY) benchmarks/overhead.py $(if $(QUICK),--quick)
 	$(PY) benchmarks/stream.py $(if $(QUICK),--quick)
+	$(PY) benchmarks/store_scale.py $(if $(QUICK),--quick)
+	$(PY) benchmarks/api_throughput.py $(if $(QUICK),--quick)
 	$(PY) benchmarks/train_gpu.py cpu $(if $(QUICK),--quick)
 
 clean:
