@@ -164,7 +164,7 @@ class StudyService:
         }.get(job.state, f"the study's Ray job {job.state.value.lower()}: {job.message or ''}")
         max_restarts = int((current.spec.get("stop") or {}).get("max_restarts", 0))
         if current.restarts < max_restarts:
-            self._restart(current, reason)
+            self._restart(current, reason, max_restarts)
             return
         logs = self.launcher.logs_tail(job.job_id)
         error = f"{reason} (after {current.restarts} restarts)\n{logs}".strip()
@@ -174,11 +174,10 @@ class StudyService:
             return
         close_open_trials(self.store, record.id, TrialState.ERROR, "the study's Ray job ended")
 
-    def _restart(self, record: StudyRecord, reason: str) -> None:
+    def _restart(self, record: StudyRecord, reason: str, max_restarts: int) -> None:
         """Resubmit a study whose job died; its runner resumes Tune's saved experiment."""
         attempt = record.restarts + 1
         job_id = job_id_for(record.id, attempt)
-        max_restarts = int((record.spec.get("stop") or {}).get("max_restarts", 0))
         claimed = self.store.restart_study(
             record.id,
             from_job_id=record.ray_job_id or "",
