@@ -49,12 +49,14 @@ test-deploy: $(STAMP)
 	$(PY) -m pytest -q -ra tests/deploy
 
 bench: $(STAMP) system-deps
-	$(PY) -c "import optuna" 2>/dev/null || $(PIP) install -q -e ".[bench]"
+	$(PY) -c "import optuna, matplotlib" 2>/dev/null || $(PIP) install -q -e ".[bench]"
 	$(PY) benchmarks/overhead.py $(if $(QUICK),--quick)
 	$(PY) benchmarks/stream.py $(if $(QUICK),--quick)
 	$(PY) benchmarks/store_scale.py $(if $(QUICK),--quick)
 	$(PY) benchmarks/api_throughput.py $(if $(QUICK),--quick)
 	$(PY) benchmarks/train_gpu.py cpu $(if $(QUICK),--quick)
+	$(PY) benchmarks/first_result.py $(if $(QUICK),--quick)
+	$(PY) benchmarks/search_quality.py $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) .hpo .pytest_cache .mypy_cache .ruff_cache

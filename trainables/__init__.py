@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from trainables import branin, hartmann6, mlp_digits, noop, transformer_lm
+from trainables import branin, hartmann6, mlp_digits, noop, noop_train, transformer_lm
 from trainables.registry import (
     Problem,
     TrainableSpec,
@@ -26,6 +26,7 @@ __all__ = [
     "list_trainables",
     "mlp_digits",
     "noop",
+    "noop_train",
     "register",
     "trial_resources",
     "transformer_lm",

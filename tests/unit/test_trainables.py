@@ -210,6 +210,23 @@ def test_noop_validate() -> None:
     }
 
 
+def test_noop_train_validate_and_resources() -> None:
+    spec = get_trainable("noop_train")
+    assert spec.uses_train_workers and spec.fidelity_key == "iterations"
+    assert spec.validate is not None
+    problems = spec.validate(
+        {"iterations": 0, "sleep_s": -1}, TrialResources(num_workers=0, tensor_parallel=2)
+    )
+    assert {loc for loc, _ in problems} == {
+        ("config", "iterations"),
+        ("config", "sleep_s"),
+        ("resources", "num_workers"),
+        ("resources", "tensor_parallel"),
+    }
+    assert trial_resources(spec, TrialResources(num_workers=2))["cpu"] == 0
+    assert worker_demand(spec, TrialResources(num_workers=2)) == {"CPU": 2.0, "GPU": 0.0}
+
+
 def test_mlp_hyperparams_defaults_and_conversion() -> None:
     hp = MlpHyperparams.from_config({"lr": "0.01", "hidden": 32.0, "optimizer": "sgd", "other": 1})
     assert (hp.lr, hp.hidden, hp.optimizer, hp.layers, hp.beta1) == (0.01, 32, "sgd", 2, 0.9)
