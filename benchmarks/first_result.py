@@ -208,12 +208,12 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--quick", action="store_true", help="2 repeats, no 1-worker case")
+    parser.add_argument("--quick", action="store_true", help="1 repeat, no 1-worker case")
     parser.add_argument(
         "--out", type=Path, default=REPO / "benchmarks" / "results" / "first_result.json"
     )
     args = parser.parse_args()
-    repeats = 2 if args.quick else args.repeats
+    repeats = 1 if args.quick else args.repeats
     cases = [c for c in CASES if not (args.quick and c.workers == 1)]
 
     report: dict[str, Any] = {

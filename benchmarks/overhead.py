@@ -255,7 +255,7 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=2000, help="function-trial variant")
     parser.add_argument("--train-trials", type=int, default=40, help="2-worker Train variant")
     parser.add_argument("--only", choices=("function", "train"), help="run one variant")
-    parser.add_argument("--quick", action="store_true", help="20 and 3 trials")
+    parser.add_argument("--quick", action="store_true", help="20 and 1 trials")
     parser.add_argument(
         "--out", type=Path, default=REPO / "benchmarks" / "results" / "overhead.json"
     )
@@ -265,7 +265,7 @@ def main() -> int:
         Variant(
             "train",
             "noop_train",
-            3 if args.quick else args.train_trials,
+            1 if args.quick else args.train_trials,
             CLUSTER_CPUS // TRAIN_WORKERS,
             TRAIN_WORKERS,
         ),

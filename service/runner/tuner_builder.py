@@ -56,6 +56,14 @@ def make_trial_function(study: ValidatedStudy) -> Any:
     return run_trial
 
 
+# Checkpoints Tune keeps per trial. Ours are small (a trial's state, or a pointer to its
+# Train run's checkpoint, which Train prunes itself). Tune forces a full experiment
+# snapshot, synchronously, each time a trial has made this many checkpoints since the
+# last one; at 2, a trainable checkpointing every result paid a snapshot (and the store
+# flush that precedes it) every second result.
+TUNE_CHECKPOINTS_KEPT = 10
+
+
 def max_concurrency(study: ValidatedStudy, capacity: ClusterCapacity) -> int:
     """Trials that can run at once without one waiting for another's workers forever."""
     # Tune does not see a Ray Train trial's workers: cap concurrency by what they hold.
@@ -225,7 +233,7 @@ def build_tuner(
             storage_path=storage_path,
             callbacks=list(callbacks),
             failure_config=tune.FailureConfig(max_failures=study.spec.stop.max_failures),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=TUNE_CHECKPOINTS_KEPT),
             verbose=0,
         ),
     )

@@ -1,0 +1,1 @@
+"""Parts of the search-quality benchmark (``benchmarks/search_quality.py``)."""
