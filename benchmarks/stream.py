@@ -324,11 +324,11 @@ def main() -> int:
     parser.add_argument("--page-trials", type=int, default=10_000)
     parser.add_argument("--rate", type=int, default=2000, help="store-path flood, results/s")
     parser.add_argument("--skip-tune", action="store_true", help="only the store-path floods")
-    parser.add_argument("--quick", action="store_true", help="15 s floods, 2,000 trials")
+    parser.add_argument("--quick", action="store_true", help="5 s floods, 1,000 trials")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "stream.json")
     args = parser.parse_args()
-    seconds = 15 if args.quick else args.seconds
-    page_trials = 2000 if args.quick else args.page_trials
+    seconds = 5 if args.quick else args.seconds
+    page_trials = 1000 if args.quick else args.page_trials
 
     floods, page = [], {}
     with tempfile.TemporaryDirectory(prefix="hpo-stream-") as tmp:

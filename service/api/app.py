@@ -18,6 +18,7 @@ from service import __version__
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
 from service.api.routers import docs, events, health, studies, trainables, web
+from service.api.study_cache import StudyCache
 from service.auth.authenticator import build_authenticator
 from service.auth.ratelimit import RateLimiter
 from service.auth.tokens import AuthConfigError
@@ -105,14 +106,17 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.store, app.state.launcher, app.state.studies = store, launcher, service
     app.state.ray_dashboard_url = launcher.dashboard_url
     app.state.event_hub = EventHub(store)
+    app.state.study_cache = cache = StudyCache(store)
     watcher = asyncio.create_task(_watch_jobs(service, settings.job_poll_interval_s))
+    validator = asyncio.create_task(cache.run(), name="hpo-study-cache")
     try:
         async with monitoring(app, store):
             yield
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        for task in (watcher, validator):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await app.state.event_hub.close()
         if head is not None:
             await run_in_threadpool(_stop_unfinished, service)

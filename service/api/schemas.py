@@ -111,6 +111,8 @@ class TrialList(BaseModel):
     total: int
     limit: int
     offset: int
+    # In number order, when the page is full: the ``after`` of the next page (keyset).
+    next_after: int | None = None
 
 
 class ResultPublic(BaseModel):

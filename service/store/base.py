@@ -9,7 +9,11 @@ Rules every implementation keeps (the contract tests in tests/store check them):
 - Results are keyed by (study, trial, iteration): writing the same key twice keeps the
   first row and is not an error, so a writer may retry a batch safely.
 - A trial's ``last_value`` / ``best_value`` follow the study's metric and mode and are
-  kept up to date as results arrive, so best-trial reads do not scan results.
+  kept up to date as results arrive, so best-trial reads do not scan results. A study's
+  trial counts per state and its best trial are kept up to date the same way, so
+  reading a study does not count or rank its trials.
+- Every write to a study, its trials or its results raises the study's revision, in the
+  same transaction: a reader that saw revision r and still finds r has missed nothing.
 - Every status change, trial creation or trial state change and stored result appends an
   event in the same transaction; a study's events have increasing ids in commit order
   and ids are never reused, so "events after id N" is a complete, duplicate-free resume.
@@ -85,6 +89,9 @@ class StudySummary:
     trial_counts: Mapping[str, int]
     num_results: int
     best_trial: TrialRecord | None
+    # The study's revision when this was read: it grows with every write to the study,
+    # its trials or its results (see :meth:`StudyStore.revisions`).
+    revision: int = 0
 
 
 @dataclass(frozen=True)
@@ -236,8 +243,27 @@ class StudyStore(abc.ABC):
         limit: int = 100,
         offset: int = 0,
         order: str = "number",  # "number" | "best"
+        after: int | None = None,
     ) -> Page:
-        """Trials of a study; ``items`` are TrialRecord. Raises StudyNotFound."""
+        """Trials of a study; ``items`` are TrialRecord. ``after``: only trials numbered
+        above it (keyset paging; number order only, else ValueError); ``total`` still
+        counts every trial that matches ``state``. Raises StudyNotFound."""
+
+    @abc.abstractmethod
+    def trials_by_numbers(self, study_id: int, numbers: Sequence[int]) -> Sequence[TrialRecord]:
+        """The study's trials with these numbers (those that exist), by number.
+        Raises StudyNotFound."""
+
+    @abc.abstractmethod
+    def best_steps(self, study_id: int) -> Sequence[tuple[int, float]]:
+        """Where the best value among finished trials improved, in the order trials
+        finished: (trials finished so far, that best). Kept as trials finish; a result
+        that arrives after its trial finished does not change it. Raises StudyNotFound."""
+
+    @abc.abstractmethod
+    def revisions(self, study_ids: Sequence[int]) -> Mapping[int, int]:
+        """The current revision of each of these studies that exists (deleted ones are
+        absent). One indexed read, whatever the studies' sizes."""
 
     @abc.abstractmethod
     def get_trial(self, study_id: int, trial_id: str) -> TrialRecord:
@@ -273,10 +299,12 @@ class StudyStore(abc.ABC):
         """Result events of every study with id > ``after_id``, in id order."""
 
     @abc.abstractmethod
-    def metric_series(self, study_id: int) -> Sequence[tuple[str, int, Any]]:
-        """Every result of the study as (trial_id, iteration, value of the study's
-        metric or None), by trial then iteration: the learning curves in one read.
-        Raises StudyNotFound."""
+    def metric_series(
+        self, study_id: int, trial_ids: Sequence[str] | None = None
+    ) -> Sequence[tuple[str, int, Any]]:
+        """Every result of the study (of the trials ``trial_ids`` only, when given) as
+        (trial_id, iteration, value of the study's metric or None), by trial then
+        iteration: the learning curves in one read. Raises StudyNotFound."""
 
     @abc.abstractmethod
     def status_counts(self) -> Mapping[str, int]:

@@ -17,7 +17,13 @@ Why the keys look the way they do (a study may hold 100,000 trials x 10 results)
 - ``studies`` ids are never reused (``AUTOINCREMENT`` on SQLite), so a deleted study's
   late writer can never write into a new study. ``studies.num_results`` counts the
   study's results (kept by the writer under the study's row lock), so the count is not a
-  scan of a million rows.
+  scan of a million rows. For the same reason the study row keeps its trials' counts per
+  state (``trials_pending`` ... ``trials_pruned``) and its best trial (``best_trial_pk``,
+  ``best_value``; no foreign key: only trials without results are ever deleted alone,
+  and those are never the best), all updated in the transaction that changes them.
+  ``best_steps`` (the best-so-far chart's points) likewise.
+  ``revision`` grows with every write to the study or its trials and results: a reader
+  that remembers it knows whether what it read is still current (the API's cache).
 
 - ``events``: an append-only log of what happened to a study (status changes, trials
   created or changed state, results stored), written in the same transaction as the
@@ -96,6 +102,17 @@ class Study(Base):
     created_at: Mapped[dt.datetime]
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
+    # Kept current by every write (see the module's doc): reads never count trials.
+    revision: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    trials_pending: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    trials_running: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    trials_terminated: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    trials_error: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    trials_pruned: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    best_trial_pk: Mapped[int | None] = mapped_column(BigId)
+    best_value: Mapped[float | None] = mapped_column(Double)
+    # [finished, value] each time a finishing trial beat every earlier one (see totals).
+    best_steps: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
 class Trial(Base):

@@ -8,8 +8,9 @@ writers of one study take turns: trial numbers stay dense and counters are never
 Writes are batched: one ``SELECT ... IN`` for the batch's trials, one multi-row
 ``INSERT`` for new trials and one for results (``ON CONFLICT DO NOTHING ... RETURNING``
 on the idempotency key), one ``executemany`` ``UPDATE`` for changed trials, and the
-study's result counter. Reads are index range scans (see models for which index serves
-which read); nothing scans a study's results.
+study's row: its result counter, trial counts per state, best trial and revision (see
+totals). Reads are index range scans (see models for which index serves which read);
+nothing scans a study's results, and reading a study never counts its trials.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from service.store.errors import (
 from service.store.migrate import upgrade
 from service.store.models import ApiToken, Result, Study, Trial
 from service.store.states import ALLOWED_STUDY_TRANSITIONS, StudyStatus, TrialState
+from service.store.totals import COUNT_COLUMNS, TotalsChange, counts_of
 from service.store.tracking import TrialStats, apply_results
 
 STUDIES = cast(Table, Study.__table__)
@@ -161,19 +163,13 @@ class SqlStudyStore(StudyStore):
     def summarize_study(self, study_id: int, *, owner: str | None = None) -> StudySummary:
         with self._session() as session:
             study = _study_row(session, study_id, owner=owner)
-            counts = {state.value: 0 for state in TrialState}
-            for state, count in session.execute(
-                select(TRIALS.c.state, func.count())
-                .where(TRIALS.c.study_id == study_id)
-                .group_by(TRIALS.c.state)
-            ):
-                counts[state] = count
-            best = _best_trial_row(session, study_id, study.mode)
+            best = _best_trial_row(session, study)
             return StudySummary(
                 study=to_record.study_record(study),
-                trial_counts=counts,
+                trial_counts=counts_of(study),
                 num_results=study.num_results,
                 best_trial=None if best is None else to_record.trial_record(best),
+                revision=int(study.revision),
             )
 
     def list_studies(
@@ -207,7 +203,7 @@ class SqlStudyStore(StudyStore):
                 return to_record.study_record(row)
             if wanted not in ALLOWED_STUDY_TRANSITIONS[current]:
                 raise InvalidTransition(study_id, current.value, wanted.value)
-            values: dict[str, Any] = {"status": wanted.value}
+            values: dict[str, Any] = {"status": wanted.value, "revision": STUDIES.c.revision + 1}
             if wanted == StudyStatus.RUNNING:
                 values["started_at"] = utcnow()
             if wanted.is_terminal:
@@ -227,7 +223,11 @@ class SqlStudyStore(StudyStore):
             found = session.execute(
                 update(STUDIES)
                 .where(STUDIES.c.id == study_id)
-                .values(ray_job_id=job_id, ray_dashboard_url=dashboard_url)
+                .values(
+                    ray_job_id=job_id,
+                    ray_dashboard_url=dashboard_url,
+                    revision=STUDIES.c.revision + 1,
+                )
                 .returning(STUDIES.c.id)
             ).first()
             if found is None:
@@ -253,6 +253,7 @@ class SqlStudyStore(StudyStore):
                     ray_job_id=to_job_id,
                     ray_dashboard_url=dashboard_url,
                     restarts=STUDIES.c.restarts + 1,
+                    revision=STUDIES.c.revision + 1,
                 )
                 .returning(*STUDIES.c)
             ).one()
@@ -261,16 +262,30 @@ class SqlStudyStore(StudyStore):
 
     def discard_trials(self, study_id: int, trial_ids: Sequence[str], *, note: str) -> int:
         with self._session(write=True) as session:
-            _study_row(session, study_id, lock=True)
+            totals = TotalsChange(_study_row(session, study_id, lock=True))
             if not trial_ids:
                 return 0
             rows = list(
                 _select_trials(
-                    session, study_id, list(trial_ids), TRIALS.c.id, TRIALS.c.num_results
+                    session,
+                    study_id,
+                    list(trial_ids),
+                    TRIALS.c.id,
+                    TRIALS.c.num_results,
+                    TRIALS.c.state,
+                    TRIALS.c.best_value,
                 )
             )
             empty = [row.id for row in rows if not row.num_results]
             kept = [row.id for row in rows if row.num_results]
+            if not rows:
+                return 0
+            for row in rows:
+                if row.num_results:
+                    totals.moved(row.state, TrialState.PRUNED.value, row.best_value)
+                else:
+                    totals.deleted(row.state)
+            _update_study(session, study_id, totals)
             if empty:  # their events too: a reader would find no trial behind them
                 session.execute(
                     delete(eventlog.EVENTS).where(
@@ -310,14 +325,20 @@ class SqlStudyStore(StudyStore):
     # --- trials and results ---------------------------------------------------------
     def upsert_trials(self, study_id: int, updates: Sequence[TrialUpdate]) -> None:
         with self._session(write=True) as session:
-            _study_row(session, study_id, lock=True)
+            totals = TotalsChange(_study_row(session, study_id, lock=True))
             if not updates:
                 return
             ids = list(dict.fromkeys(u.trial_id for u in updates))
             known = {
                 row.trial_id: row
                 for row in _select_trials(
-                    session, study_id, ids, TRIALS.c.id, TRIALS.c.trial_id, TRIALS.c.state
+                    session,
+                    study_id,
+                    ids,
+                    TRIALS.c.id,
+                    TRIALS.c.trial_id,
+                    TRIALS.c.state,
+                    TRIALS.c.best_value,
                 )
             }
             now = utcnow()
@@ -345,11 +366,14 @@ class SqlStudyStore(StudyStore):
                     eventlog.trial_event(study_id, pks[t], v["state"], v["error"])
                     for t, v in new.items()
                 )
+                for values in new.values():
+                    totals.created(values["state"])
             groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
             for trial_id, values in changed.items():
                 row = known[trial_id]
                 if values == {"state": row.state}:
                     continue  # nothing changed
+                totals.moved(row.state, values["state"], row.best_value)
                 events.append(
                     eventlog.trial_event(study_id, row.id, values["state"], values.get("error"))
                 )
@@ -363,6 +387,8 @@ class SqlStudyStore(StudyStore):
                     .values({column: bindparam(f"b_{column}") for column in columns})
                 )
                 session.execute(stmt, params_list)
+            if events:  # something changed
+                _update_study(session, study_id, totals)
             eventlog.append(session, events)
 
     def add_results(self, study_id: int, results: Sequence[ResultWrite]) -> int:
@@ -374,7 +400,10 @@ class SqlStudyStore(StudyStore):
             for result in results:  # a key repeated inside the batch: the first one wins
                 batch.setdefault((result.trial_id, int(result.iteration)), result)
             events: list[dict[str, Any]] = []
-            trials = self._trials_for_results(session, study_id, [k[0] for k in batch], events)
+            totals = TotalsChange(study)
+            trials = self._trials_for_results(
+                session, study_id, [k[0] for k in batch], events, totals
+            )
             now = utcnow()
             rows = [
                 {
@@ -394,6 +423,8 @@ class SqlStudyStore(StudyStore):
             )
             inserted = session.execute(stmt, rows).all()
             if not inserted:
+                if events:  # trials were created
+                    _update_study(session, study_id, totals)
                 eventlog.append(session, events)
                 return 0
             by_pk = {row.id: (trial_id, row) for trial_id, row in trials.items()}
@@ -415,6 +446,8 @@ class SqlStudyStore(StudyStore):
                 )
                 if state != row.state:
                     events.append(eventlog.trial_event(study_id, trial_pk, state, None))
+                    totals.moved(row.state, state)
+                totals.trial_best(trial_pk, stats.best_value)
                 params.append(
                     {
                         "b_pk": trial_pk,
@@ -428,10 +461,8 @@ class SqlStudyStore(StudyStore):
             session.execute(_UPDATE_TRIAL_STATS, params)
             events.extend(eventlog.result_event(study_id, pk, it) for pk, it in inserted)
             eventlog.append(session, events)
-            session.execute(
-                update(STUDIES)
-                .where(STUDIES.c.id == study_id)
-                .values(num_results=STUDIES.c.num_results + len(inserted))
+            _update_study(
+                session, study_id, totals, num_results=STUDIES.c.num_results + len(inserted)
             )
             return len(inserted)
 
@@ -441,6 +472,7 @@ class SqlStudyStore(StudyStore):
         study_id: int,
         trial_ids: Iterable[str],
         events: list[dict[str, Any]],
+        totals: TotalsChange,
     ) -> dict[str, Any]:
         """The batch's trials by trial id; unknown ones are created RUNNING, empty config."""
         ids = list(dict.fromkeys(trial_ids))
@@ -456,6 +488,7 @@ class SqlStudyStore(StudyStore):
             for row in session.execute(insert(TRIALS).returning(*_TRIAL_STATS_COLUMNS), new):
                 found[row.trial_id] = row
                 events.append(eventlog.trial_event(study_id, row.id, row.state, None))
+                totals.created(row.state)
         return found
 
     def list_trials(
@@ -466,23 +499,60 @@ class SqlStudyStore(StudyStore):
         limit: int = 100,
         offset: int = 0,
         order: str = "number",
+        after: int | None = None,
     ) -> Page:
         _check_paging(limit, offset)
         if order not in ("number", "best"):
             raise ValueError(f"order must be 'number' or 'best', not {order!r}")
+        if after is not None and order != "number":
+            raise ValueError("after (a trial number) pages only in number order")
         with self._session() as session:
-            study = _study_row(session, study_id, STUDIES.c.mode)
+            study = _study_row(session, study_id)
+            counts = counts_of(study)
             where = [TRIALS.c.study_id == study_id]
             if state is not None:
                 where.append(TRIALS.c.state == TrialState(state).value)
-            total = _count_trials(session, study_id, where)
+                total = counts[TrialState(state).value]
+            else:
+                total = sum(counts.values())
             if order == "number":
-                query = select(TRIALS).where(*where).order_by(TRIALS.c.number)
-                rows = list(session.execute(query.limit(limit).offset(offset)))
+                rows = _trials_by_number(session, study_id, where, total, limit, offset, after)
             else:
                 rows = _trials_by_best(session, where, study.mode, limit, offset)
             items = tuple(to_record.trial_record(row) for row in rows)
         return Page(items=items, total=total, limit=limit, offset=offset)
+
+    def trials_by_numbers(self, study_id: int, numbers: Sequence[int]) -> Sequence[TrialRecord]:
+        wanted = sorted(set(numbers))
+        with self._session() as session:
+            _study_row(session, study_id, STUDIES.c.id)
+            rows: list[Row[Any]] = []
+            for start in range(0, len(wanted), IN_CHUNK):
+                rows += session.execute(
+                    select(TRIALS).where(
+                        TRIALS.c.study_id == study_id,
+                        TRIALS.c.number.in_(wanted[start : start + IN_CHUNK]),
+                    )
+                ).all()
+            rows.sort(key=lambda row: row.number)
+            return tuple(to_record.trial_record(row) for row in rows)
+
+    def best_steps(self, study_id: int) -> Sequence[tuple[int, float]]:
+        with self._session() as session:
+            steps = _study_row(session, study_id, STUDIES.c.best_steps).best_steps or []
+            return tuple((int(finished), float(value)) for finished, value in steps)
+
+    def revisions(self, study_ids: Sequence[int]) -> Mapping[int, int]:
+        wanted = sorted(set(study_ids))
+        found: dict[int, int] = {}
+        with self._session() as session:
+            for start in range(0, len(wanted), IN_CHUNK):
+                chunk = wanted[start : start + IN_CHUNK]
+                for study_id, revision in session.execute(
+                    select(STUDIES.c.id, STUDIES.c.revision).where(STUDIES.c.id.in_(chunk))
+                ):
+                    found[int(study_id)] = int(revision)
+        return found
 
     def get_trial(self, study_id: int, trial_id: str) -> TrialRecord:
         with self._session() as session:
@@ -501,8 +571,8 @@ class SqlStudyStore(StudyStore):
 
     def best_trial(self, study_id: int) -> TrialRecord | None:
         with self._session() as session:
-            study = _study_row(session, study_id, STUDIES.c.mode)
-            row = _best_trial_row(session, study_id, study.mode)
+            study = _study_row(session, study_id, STUDIES.c.id, STUDIES.c.best_trial_pk)
+            row = _best_trial_row(session, study)
             return None if row is None else to_record.trial_record(row)
 
     def count_results(self, study_id: int) -> int:
@@ -526,23 +596,44 @@ class SqlStudyStore(StudyStore):
         with self._session() as session:
             return eventlog.ingested_after(session, after_id, limit)
 
-    def metric_series(self, study_id: int) -> Sequence[tuple[str, int, Any]]:
+    def metric_series(
+        self, study_id: int, trial_ids: Sequence[str] | None = None
+    ) -> Sequence[tuple[str, int, Any]]:
         with self._session() as session:
             metric = _study_row(session, study_id, STUDIES.c.metric).metric
-            rows = session.execute(
+            # Each result's whole document is decoded here: SQLite's JSON_EXTRACT would
+            # pick the value in SQL but rounds floats to 15 digits.
+            query = (
                 select(TRIALS.c.trial_id, RESULTS.c.iteration, RESULTS.c.metrics)
                 .select_from(RESULTS)
                 .join(TRIALS, TRIALS.c.id == RESULTS.c.trial_pk)
                 .where(RESULTS.c.study_id == study_id)
                 .order_by(RESULTS.c.trial_pk, RESULTS.c.iteration)
             )
+            if trial_ids is None:
+                rows = list(session.execute(query))
+            else:
+                # The trials' ids first, then their results by (study_id, trial_pk): a
+                # filter on trials.trial_id alone let SQLite walk the study's every result.
+                pks = [
+                    row.id
+                    for row in _select_trials(session, study_id, list(trial_ids), TRIALS.c.id)
+                ]
+                rows = []
+                for start in range(0, len(pks), IN_CHUNK):
+                    chunk = sorted(pks[start : start + IN_CHUNK])
+                    rows += session.execute(query.where(RESULTS.c.trial_pk.in_(chunk))).all()
             return tuple((r.trial_id, r.iteration, (r.metrics or {}).get(metric)) for r in rows)
 
     def status_counts(self) -> Mapping[str, int]:
         return self._count_by(STUDIES.c.status, [status.value for status in StudyStatus])
 
     def trial_state_counts(self) -> Mapping[str, int]:
-        return self._count_by(TRIALS.c.state, [state.value for state in TrialState])
+        """Sums of the studies' own counts: never a scan of every trial."""
+        columns = [func.coalesce(func.sum(STUDIES.c[c]), 0) for c in COUNT_COLUMNS.values()]
+        with self._session() as session:
+            sums = session.execute(select(*columns)).one()
+        return {state: int(total) for state, total in zip(COUNT_COLUMNS, sums, strict=True)}
 
     def _count_by(self, column: Any, keys: list[str]) -> dict[str, int]:
         """Rows per value of ``column`` over all studies, every key present (0 if none)."""
@@ -712,32 +803,45 @@ def _apply_update(values: dict[str, Any], upd: TrialUpdate, state: TrialState, n
         values["config"] = dict(upd.config)
 
 
-def _best_trial_row(session: Session, study_id: int, mode: str) -> Row[Any] | None:
-    """Two index lookups: the best value, then the first trial holding it. Ties go to
-    the lowest id, which is the lowest number too (both follow insertion order under the
-    study's row lock); ordering by id keeps SQLite on the (study_id, best_value) index,
-    whose entries end with the row id, where ``ORDER BY number`` made it walk all trials."""
-    best = func.min(TRIALS.c.best_value) if mode == "min" else func.max(TRIALS.c.best_value)
-    value = session.scalar(select(best).where(TRIALS.c.study_id == study_id))
-    if value is None:
+def _update_study(session: Session, study_id: int, totals: TotalsChange, **values: Any) -> None:
+    """Apply a write's totals (and ``values``) to the study's row; bumps its revision."""
+    session.execute(
+        update(STUDIES).where(STUDIES.c.id == study_id).values(**totals.values(STUDIES), **values)
+    )
+
+
+def _best_trial_row(session: Session, study: Row[Any]) -> Row[Any] | None:
+    """The study's best trial, which its row names (kept by the writers; see totals)."""
+    if study.best_trial_pk is None:
         return None
     return session.execute(
-        select(TRIALS)
-        .where(TRIALS.c.study_id == study_id, TRIALS.c.best_value == value)
-        .order_by(TRIALS.c.id)
-        .limit(1)
+        select(TRIALS).where(TRIALS.c.id == study.best_trial_pk, TRIALS.c.study_id == study.id)
     ).first()
 
 
-def _count_trials(session: Session, study_id: int, where: list[Any]) -> int:
-    """How many trials match; all of a study's trials is max(number) + 1, as numbers are
-    dense (trials are only ever added, numbered under the study's row lock)."""
-    if len(where) == 1:
+def _trials_by_number(
+    session: Session,
+    study_id: int,
+    where: list[Any],
+    total: int,
+    limit: int,
+    offset: int,
+    after: int | None,
+) -> list[Row[Any]]:
+    """A page in number order. ``after`` (keyset) starts after that trial number. A plain
+    ``offset`` over all trials becomes a keyset too while numbers are dense (0..n-1, no
+    trial discarded): the trial at offset k is then number k, one index seek away where
+    ``OFFSET k`` walks k index entries."""
+    query = select(TRIALS).where(*where).order_by(TRIALS.c.number).limit(limit)
+    if after is not None:
+        return list(session.execute(query.where(TRIALS.c.number > after).offset(offset)))
+    if offset and len(where) == 1:
         last = session.scalar(
             select(func.max(TRIALS.c.number)).where(TRIALS.c.study_id == study_id)
         )
-        return 0 if last is None else int(last) + 1
-    return session.scalar(select(func.count()).select_from(TRIALS).where(*where)) or 0
+        if last is not None and int(last) + 1 == total:
+            return list(session.execute(query.where(TRIALS.c.number >= offset)))
+    return list(session.execute(query.offset(offset)))
 
 
 def _trials_by_best(

@@ -144,7 +144,8 @@ def test_killing_the_service_three_times_loses_nothing(
             f"restarted in {time.monotonic() - down:.1f} s: study {now.status}, "
             f"{now.num_results} results stored"
         )
-        assert now.status in {"PENDING", "RUNNING"}, timeline
+        # The study's driver does not need the service: it may finish while it is down.
+        assert now.status in {"PENDING", "RUNNING", "COMPLETED"}, timeline
 
     with service.client() as client:
         done = wait_for(

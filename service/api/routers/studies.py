@@ -1,24 +1,35 @@
 """/studies: create (JSON or YAML), list, get, stop, delete, trials and their results.
 
 Every route needs a token; a principal sees only the studies it owns (another's study
-answers 404, as a missing one does), an admin sees all.
+answers 404, as a missing one does), an admin sees all. Study documents come from the
+study cache (see service.api.study_cache for how current they are); the token, the
+owner and admin rights are checked on every request all the same.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 
 from service.api.auth import (
     MAX_IDENTIFIER_LENGTH,
+    MAX_STUDY_ID,
     NO_NUL,
     CreateLimitDep,
     PrincipalDep,
     VisibleStudyDep,
+    VisibleStudyIdDep,
 )
-from service.api.deps import StoreDep, StudiesDep
+from service.api.deps import StoreDep, StudiesDep, StudyCacheDep
+from service.api.documents import (
+    build_study_entry,
+    json_response,
+    study_entry,
+    study_public,
+    wants_fresh,
+)
 from service.api.limits import BodyTooLarge
 from service.api.schemas import (
     ResultPublic,
@@ -29,8 +40,7 @@ from service.api.schemas import (
     TrialResults,
 )
 from service.spec import parse_spec_document
-from service.store import StudyStatus, StudyStore, TrialState
-from service.studies import trial_budget
+from service.store import StudyNotFound, StudyStatus, TrialState
 
 router = APIRouter(prefix="/studies", tags=["studies"])
 
@@ -47,9 +57,7 @@ _CREATE_BODY = {
 }
 
 
-def study_public(store: StudyStore, study_id: int) -> StudyPublic:
-    summary = store.summarize_study(study_id)
-    return StudyPublic.of(summary, trial_budget(summary.study.spec))
+__all__ = ["router", "study_public"]
 
 
 @router.post(
@@ -66,8 +74,8 @@ def study_public(store: StudyStore, study_id: int) -> StudyPublic:
     dependencies=[CreateLimitDep],
 )
 async def create_study(
-    request: Request, principal: PrincipalDep, studies: StudiesDep, store: StoreDep
-) -> StudyPublic:
+    request: Request, principal: PrincipalDep, studies: StudiesDep, cache: StudyCacheDep
+) -> Response:
     """Create and launch a study owned by the caller."""
     body = await request.body()  # bounded by the BodySizeLimit middleware
     limit = request.app.state.settings.max_body_bytes
@@ -77,12 +85,14 @@ async def create_study(
         parse_spec_document, body, request.headers.get("content-type")
     )
     record = await run_in_threadpool(studies.create, document, principal.name)
-    return await run_in_threadpool(study_public, store, record.id)
+    entry = await run_in_threadpool(build_study_entry, cache, record.id)
+    return json_response(entry.body, status.HTTP_201_CREATED)
 
 
 @router.get("", response_model=StudyList)
-def list_studies(
+async def list_studies(
     store: StoreDep,
+    cache: StudyCacheDep,
     principal: PrincipalDep,
     status_filter: Annotated[StudyStatus | None, Query(alias="status")] = None,
     owner: Annotated[
@@ -95,49 +105,92 @@ def list_studies(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
-) -> StudyList:
+) -> Response:
     """The caller's studies (an admin: everyone's, or one ``owner``'s), newest first."""
     if not principal.is_admin:
         if owner is not None and owner != principal.name:
-            return StudyList(items=[], total=0, limit=limit, offset=offset)
+            empty = StudyList(items=[], total=0, limit=limit, offset=offset)
+            return json_response(empty.model_dump_json().encode())
         owner = principal.name
-    page = store.list_studies(status=status_filter, owner=owner, limit=limit, offset=offset)
-    items = [study_public(store, record.id) for record in page.items]
-    return StudyList(items=items, total=page.total, limit=page.limit, offset=page.offset)
+    page = await run_in_threadpool(
+        store.list_studies, status=status_filter, owner=owner, limit=limit, offset=offset
+    )
+    bodies = []
+    for record in page.items:
+        try:
+            bodies.append((await study_entry(cache, record.id)).body)
+        except StudyNotFound:  # deleted since the list was read
+            continue
+    # The cached documents as they are: StudyList's JSON without decoding them again.
+    tail = f'],"total":{page.total},"limit":{page.limit},"offset":{page.offset}}}'
+    return json_response(b'{"items":[' + b",".join(bodies) + tail.encode())
 
 
 @router.get("/{study_id}", response_model=StudyPublic, responses={404: {}})
-def get_study(study: VisibleStudyDep, store: StoreDep) -> StudyPublic:
-    return study_public(store, study.id)
+async def get_study(
+    study_id: Annotated[int, Path(ge=1, le=MAX_STUDY_ID)],
+    principal: PrincipalDep,
+    cache: StudyCacheDep,
+    request: Request,
+) -> Response:
+    """The study with its counts per trial state and best trial. From the study cache;
+    ``Cache-Control: no-cache`` reads the store now."""
+    entry = await study_entry(cache, study_id, fresh=wants_fresh(request))
+    owner = cache.owner(study_id)
+    if owner is None:
+        owner = await run_in_threadpool(cache.load_owner, study_id)
+    if not principal.may_see(owner):
+        raise StudyNotFound(study_id)
+    return json_response(entry.body)
 
 
 @router.post("/{study_id}/stop", response_model=StudyPublic, responses={404: {}, 409: {}})
-def stop_study(study: VisibleStudyDep, studies: StudiesDep, store: StoreDep) -> StudyPublic:
+def stop_study(study: VisibleStudyDep, studies: StudiesDep, cache: StudyCacheDep) -> Response:
+    cache.invalidate(study.id)
     studies.stop(study.id)
-    return study_public(store, study.id)
+    return json_response(build_study_entry(cache, study.id).body)
 
 
 @router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}, 409: {}})
-def delete_study(study: VisibleStudyDep, studies: StudiesDep) -> Response:
+def delete_study(study: VisibleStudyDep, studies: StudiesDep, cache: StudyCacheDep) -> Response:
     studies.delete(study.id)
+    cache.forget(study.id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/{study_id}/trials", response_model=TrialList, responses={404: {}})
 def list_trials(
-    study: VisibleStudyDep,
+    study_id: VisibleStudyIdDep,
     store: StoreDep,
     state: TrialState | None = None,
     order: Annotated[str, Query(pattern="^(number|best)$")] = "number",
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
+    after: Annotated[
+        int | None,
+        Query(
+            ge=-1,
+            le=MAX_OFFSET,
+            description="keyset paging: only trials numbered above this (number order); "
+            "pass the previous page's next_after",
+        ),
+    ] = None,
 ) -> TrialList:
-    page = store.list_trials(study.id, state=state, limit=limit, offset=offset, order=order)
+    """The study's trials, a page at a time. Deep pages: ``after`` (the previous page's
+    ``next_after``) costs the same on any page, where a large ``offset`` may not."""
+    if after is not None and order != "number":
+        raise HTTPException(status_code=422, detail="after pages only with order=number")
+    page = store.list_trials(
+        study_id, state=state, limit=limit, offset=offset, order=order, after=after
+    )
+    items = [TrialPublic.of(trial) for trial in page.items]
+    full = order == "number" and len(items) == limit
     return TrialList(
-        items=[TrialPublic.of(trial) for trial in page.items],
+        items=items,
         total=page.total,
         limit=page.limit,
         offset=page.offset,
+        next_after=items[-1].number if full else None,
     )
 
 
@@ -145,11 +198,11 @@ def list_trials(
     "/{study_id}/trials/{trial_id}/results", response_model=TrialResults, responses={404: {}}
 )
 def trial_results(
-    study: VisibleStudyDep,
+    study_id: VisibleStudyIdDep,
     trial_id: Annotated[str, Path(min_length=1, max_length=MAX_IDENTIFIER_LENGTH, pattern=NO_NUL)],
     store: StoreDep,
 ) -> TrialResults:
-    results = store.get_results(study.id, trial_id)
+    results = store.get_results(study_id, trial_id)
     return TrialResults(
-        study_id=study.id, trial_id=trial_id, items=[ResultPublic.of(r) for r in results]
+        study_id=study_id, trial_id=trial_id, items=[ResultPublic.of(r) for r in results]
     )

@@ -15,9 +15,11 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, Response
 
-from service.api.auth import PageAuthDep, VisibleStudyDep, remember
-from service.api.deps import StoreDep
-from service.api.routers.studies import study_public
+from service.api.auth import PageAuthDep, VisibleStudyIdDep, remember
+from service.api.deps import StudyCacheDep
+from service.api.documents import json_response, wants_fresh
+from service.api.snapshot import build as build_snapshot
+from service.api.study_cache import Cached, StudyCache
 from service.store import StudyStore
 
 STATIC_DIR = Path(__file__).resolve().parents[2] / "web" / "static"
@@ -27,7 +29,6 @@ MEDIA_TYPES = {
     ".css": "text/css; charset=utf-8",
     ".LICENSE": "text/plain; charset=utf-8",
 }
-SNAPSHOT_TRIALS = 200_000
 
 router = APIRouter(tags=["web"])
 
@@ -59,45 +60,30 @@ def static_file(name: str, request: Request, auth: PageAuthDep) -> Response:
     return remember(response, request, auth)
 
 
+SNAPSHOT = "snapshot"  # the study cache's kind for the page's snapshot
+
+
 def snapshot(store: StudyStore, study_id: int) -> dict[str, Any]:
-    """What the page draws first, in one read: the study, its trials and every learning
-    curve (columnar), and the event id to follow the stream from. Events after that id
-    may repeat parts of it; the page applies them idempotently."""
-    last_event_id = store.last_event_id(study_id)
-    study = study_public(store, study_id)
-    trials = store.list_trials(study_id, limit=SNAPSHOT_TRIALS).items
-    curves: dict[str, list[list[Any]]] = {}
-    for trial_id, iteration, value in store.metric_series(study_id):
-        curve = curves.setdefault(trial_id, [[], []])
-        curve[0].append(iteration)
-        curve[1].append(value if isinstance(value, int | float) else None)
-    return {
-        "last_event_id": last_event_id,
-        "study": study.model_dump(mode="json"),
-        "trials": [
-            {
-                "trial_id": t.trial_id,
-                "number": t.number,
-                "state": t.state.value,
-                "config": t.config,
-                "best_value": t.best_value,
-                "last_value": t.last_value,
-                "num_results": t.num_results,
-                "last_iteration": t.last_iteration,
-                "finished_at": t.finished_at.isoformat() if t.finished_at else None,
-            }
-            for t in trials
-        ],
-        "curves": curves,
-    }
+    """What the page draws first (see service.api.snapshot)."""
+    return build_snapshot(store, study_id)[0]
+
+
+def _snapshot_entry(cache: StudyCache, study_id: int) -> Cached:
+    document, revision = build_snapshot(cache.store, study_id)
+    entry = Cached(revision, json.dumps(document, separators=(",", ":")).encode())
+    cache.put(study_id, SNAPSHOT, entry)
+    return entry
 
 
 @router.get("/api/v1/studies/{study_id}/snapshot", responses={404: {}})
-async def study_snapshot(study: VisibleStudyDep, store: StoreDep) -> Response:
-    """The study page's first view: study, trials, learning curves, and the event id
-    to follow ``/events`` from (``?after=``)."""
-
-    def encoded() -> bytes:
-        return json.dumps(snapshot(store, study.id), separators=(",", ":")).encode()
-
-    return Response(await run_in_threadpool(encoded), media_type="application/json")
+async def study_snapshot(
+    study_id: VisibleStudyIdDep, cache: StudyCacheDep, request: Request
+) -> Response:
+    """The study page's first view: the study, its trials (all of them up to 1,000, else
+    a sample), the learning curves the page draws, and the event id to follow
+    ``/events`` from (``?after=``). Cached like the study's document
+    (``Cache-Control: no-cache`` builds it now)."""
+    entry = None if wants_fresh(request) else cache.get(study_id, SNAPSHOT)
+    if entry is None:
+        entry = await run_in_threadpool(_snapshot_entry, cache, study_id)
+    return json_response(entry.body)

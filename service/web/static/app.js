@@ -1,11 +1,15 @@
 /* hpo-service web page: the study list, and a study page kept live by its event stream.
  *
- * The study page loads one snapshot (study, trials, every learning curve) and then
- * follows /api/v1/studies/{id}/events from the snapshot's last event id. Charts are
- * redrawn at most twice a second. With many trials the learning-curve chart shows a
- * subset (the best, the running and an even sample of the rest); the best-so-far
- * chart keeps only the points where the best changes; parallel coordinates draw every
- * trial on one canvas; the table shows one page of the sorted trials.
+ * The study page loads one snapshot and then follows /api/v1/studies/{id}/events from
+ * the snapshot's last event id. The snapshot holds the learning curves the page draws
+ * (at most 200: the best, the running and an even sample of the rest, chosen by the
+ * server as pickCurves does) and either every trial ("complete", up to 1,000 trials) or
+ * a sample of them with the best-so-far steps. Complete: the table sorts every trial here
+ * and parallel coordinates draw every trial. Sampled: the table pages through
+ * /trials on the server (number or best order), the parameter charts draw the sample,
+ * and the counts come from GET /studies/{id}, read again every few seconds while events
+ * arrive. Charts are redrawn at most twice a second; the best-so-far chart keeps only the
+ * points where the best changes.
  */
 "use strict";
 (function () {
@@ -23,6 +27,7 @@
   const MAX_AXES = 12;
   const PAGE_SIZE = 50;
   const REDRAW_MS = 500;
+  const INFO_MS = 2000;
   const timings = (window.hpoTimings = { start: performance.now() });
   const app = document.getElementById("app");
 
@@ -65,8 +70,9 @@
     const pct = total > 0 ? Math.min(100, (100 * done) / total) : 0;
     return el("span", { class: "bar", title: `${done}/${total}` }, el("span", { style: `width:${pct}%` }));
   }
-  async function getJSON(url) {
-    const response = await fetch(url, { credentials: "same-origin" });
+  async function getJSON(url, fresh) {
+    const headers = fresh ? { "Cache-Control": "no-cache" } : {};
+    const response = await fetch(url, { credentials: "same-origin", headers });
     if (response.status === 401) throw new Error("not signed in (401): reload the page to sign in");
     if (!response.ok) throw new Error(`${url}: ${response.status}`);
     return response.json();
@@ -116,35 +122,53 @@
       this.info = snapshot.study;
       this.mode = this.info.mode;
       this.metric = this.info.metric;
+      this.complete = snapshot.complete !== false;
+      this.baseTrials = this.info.num_trials;  // trials numbered below existed at the snapshot
+      this.baseSteps = snapshot.best_steps || [];
+      this.baseFinished = finishedCount(this.info.trial_counts);
+      this.liveFinished = [];  // sampled: trials that finished after the snapshot
+      this.newResults = 0;  // result events since the counts were last read
       this.trials = new Map();
       this.finishedOrder = [];
       this.finishedSet = new Set();
       const finished = [];
       for (const t of snapshot.trials) {
         const trial = this.trial(t.trial_id);
-        Object.assign(trial, { number: t.number, state: t.state, reason: t.reason, config: t.config });
+        Object.assign(trial, {
+          number: t.number, state: t.state, reason: t.reason, config: t.config,
+          best: t.best_value, last: t.last_value, iters: t.last_iteration || 0,
+          curve: t.num_results === 0 || t.trial_id in snapshot.curves,  // false: results not sent
+        });
         if (FINISHED.has(t.state)) finished.push([t.finished_at || "", t.number, t.trial_id]);
       }
       finished.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] - b[1]));
       for (const [, , id] of finished) this.markFinished(id);
+      this.liveFinished = [];
       for (const [id, [its, values]] of Object.entries(snapshot.curves)) {
         const trial = this.trial(id);
         for (let i = 0; i < its.length; i++) this.addResult(trial, its[i], values[i]);
       }
     }
+    setInfo(info) {
+      this.info = Object.assign(this.info, info);
+      this.newResults = 0;
+    }
     trial(id) {
       let t = this.trials.get(id);
       if (!t) {
-        t = { trial_id: id, number: this.trials.size, state: "RUNNING", config: {}, its: [], values: [], best: null, last: null };
+        t = { trial_id: id, number: this.trials.size, state: "RUNNING", config: {}, its: [], values: [], best: null, last: null, iters: 0, curve: true };
         this.trials.set(id, t);
       }
       return t;
     }
     markFinished(id) {
-      if (!this.finishedSet.has(id)) { this.finishedSet.add(id); this.finishedOrder.push(id); }
+      if (!this.finishedSet.has(id)) {
+        this.finishedSet.add(id); this.finishedOrder.push(id); this.liveFinished.push(id);
+      }
     }
     addResult(t, iteration, value) {
       const its = t.its;
+      t.iters = Math.max(t.iters || 0, iteration);
       if (its.length && iteration <= its[its.length - 1]) {
         if (its.includes(iteration)) return;  // a repeat (snapshot and stream overlap)
         let i = its.findIndex((x) => x > iteration);
@@ -158,6 +182,12 @@
       if (typeof value === "number" && (t.best == null || better(this.mode)(value, t.best))) t.best = value;
     }
     apply(kind, d) {
+      // Sampled: a trial of the snapshot that is not in the sample stays out of the model
+      // (its config and earlier results are unknown here); the counts still follow.
+      if (kind !== "study" && !this.complete && !this.trials.has(d.trial_id) && d.number < this.baseTrials) {
+        if (kind === "result") this.newResults++;
+        return;
+      }
       if (kind === "study") {
         this.info.status = d.status;
         if (d.error) this.info.error = d.error;
@@ -171,6 +201,7 @@
         const t = this.trial(d.trial_id);
         t.number = d.number;
         if (t.state === "PENDING") t.state = "RUNNING";
+        if (!t.its.includes(d.iteration)) this.newResults++;
         this.addResult(t, d.iteration, d.metrics[this.metric]);
       }
     }
@@ -199,7 +230,7 @@
 
   // --- study page: charts ------------------------------------------------------------
   function pickCurves(study, trials) {
-    const withData = trials.filter((t) => t.its.length);
+    const withData = trials.filter((t) => t.its.length && t.curve);
     if (withData.length <= MAX_CURVES) return withData;
     const dir = study.mode === "min" ? 1 : -1;
     const ranked = withData.filter((t) => t.best != null).sort((a, b) => dir * (a.best - b.best));
@@ -254,15 +285,25 @@
     const xs = [], ys = [];
     let best = null;
     const isBetter = better(study.mode);
-    study.finishedOrder.forEach((id, i) => {
+    // Complete: every finished trial is here. Sampled: the server's steps up to the
+    // snapshot, then the trials that finished since.
+    const order = study.complete ? study.finishedOrder : study.liveFinished;
+    const base = study.complete ? 0 : study.baseFinished;
+    if (!study.complete) {
+      for (const [x, y] of study.baseSteps) {
+        if (best == null || isBetter(y, best)) { xs.push(x); ys.push(y); best = y; }
+      }
+    }
+    order.forEach((id, i) => {
       const t = study.trials.get(id);
       if (t && t.best != null && (best == null || isBetter(t.best, best))) {
         best = t.best;
-        xs.push(i + 1); ys.push(best);  // only where the best changes: small at any size
+        xs.push(base + i + 1); ys.push(best);  // only where the best changes: small at any size
       }
     });
-    if (best != null && xs[xs.length - 1] !== study.finishedOrder.length) {
-      xs.push(study.finishedOrder.length); ys.push(best);
+    const total = base + order.length;
+    if (best != null && xs[xs.length - 1] !== total) {
+      xs.push(total); ys.push(best);
     }
     if (old) old.destroy();
     box.replaceChildren();
@@ -410,14 +451,17 @@
   }
 
   // --- study page: table -------------------------------------------------------------
-  function drawTable(box, study, trials, view) {
+  function tableColumns(study) {
     const params = study.params().slice(0, 8);
-    const columns = [
+    return [
       ["number", "#", (t) => t.number], ["state", "state", (t) => t.state],
       ["best", `best ${study.metric}`, (t) => t.best], ["last", "last", (t) => t.last],
-      ["iters", "iterations", (t) => t.its.length],
+      ["iters", "iterations", (t) => t.iters],
       ...params.map((p) => [`param:${p}`, p, (t) => flatten(t.config, "", {})[p]]),
     ];
+  }
+  function drawTable(box, study, trials, view) {
+    const columns = tableColumns(study);
     const column = columns.find((c) => c[0] === view.key) || columns[0];
     const get = column[2], dir = view.dir === "desc" ? -1 : 1;
     const sorted = trials.slice().sort((a, b) => {
@@ -432,18 +476,35 @@
     const pages = Math.max(1, Math.ceil(sorted.length / PAGE_SIZE));
     view.page = Math.min(view.page, pages - 1);
     const slice = sorted.slice(view.page * PAGE_SIZE, (view.page + 1) * PAGE_SIZE);
+    renderTable(box, columns, column[0], slice, sorted.length, view, () => true);
+  }
+  /* Sampled studies: the server sorts (number or best first) and pages. */
+  async function drawServerTable(box, study, view) {
+    const columns = tableColumns(study);
+    if (!["number", "best"].includes(view.key)) view.key = "number";
+    view.dir = "asc";
+    const order = view.key === "best" ? "best" : "number";
+    const page = await getJSON(`${API}/studies/${study.info.id}/trials?order=${order}&limit=${PAGE_SIZE}&offset=${view.page * PAGE_SIZE}`);
+    const rows = page.items.map((t) => ({
+      trial_id: t.trial_id, number: t.number, state: t.state, reason: t.reason, config: t.config,
+      best: t.best_value, last: t.last_value, iters: t.last_iteration || 0,
+    }));
+    renderTable(box, columns, view.key, rows, page.total, view, (key) => key === "number" || key === "best");
+  }
+  function renderTable(box, columns, sortedKey, slice, total, view, sortable) {
+    const pages = Math.max(1, Math.ceil(total / PAGE_SIZE));
     const head = el("tr", {}, columns.map(([key, label]) => el("th", {
-      class: `sortable${key === column[0] ? ` sorted-${view.dir}` : ""}`, "data-key": key, text: label,
-      onclick: () => {
+      class: sortable(key) ? `sortable${key === sortedKey ? ` sorted-${view.dir}` : ""}` : null, "data-key": key, text: label,
+      onclick: sortable(key) ? () => {
         view.dir = view.key === key && view.dir === "asc" ? "desc" : "asc";
         view.key = key; view.page = 0; view.redraw();
-      },
+      } : null,
     })));
     const body = slice.map((t) => el("tr", { "data-trial": t.trial_id },
       columns.map(([key, , g]) => key === "state" ? el("td", { title: t.reason ? `failed: ${t.reason}` : "" }, badge(t.reason ? `${t.state} ${t.reason}` : t.state)) : el("td", { class: "num", text: fmt(g(t)) }))));
     const pager = el("div", { class: "pager" },
       el("button", { id: "prev-page", disabled: view.page === 0 ? "" : null, onclick: () => { view.page--; view.redraw(); }, text: "‹ prev" }),
-      el("span", { text: `${slice.length ? view.page * PAGE_SIZE + 1 : 0}–${view.page * PAGE_SIZE + slice.length} of ${sorted.length} trials` }),
+      el("span", { text: `${slice.length ? view.page * PAGE_SIZE + 1 : 0}–${view.page * PAGE_SIZE + slice.length} of ${total} trials` }),
       el("button", { id: "next-page", disabled: view.page >= pages - 1 ? "" : null, onclick: () => { view.page++; view.redraw(); }, text: "next ›" }));
     box.replaceChildren(pager, el("table", { id: "trials-table" }, el("thead", {}, head), el("tbody", {}, body)));
   }
@@ -452,15 +513,15 @@
   function facts(study) {
     const info = study.info;
     const trials = study.list();
-    const finished = study.finishedOrder.length;
-    const budget = Math.max(info.budget, trials.length);
-    const running = trials.filter((t) => t.state === "RUNNING").length;
+    const finished = study.complete ? study.finishedOrder.length : finishedCount(info.trial_counts);
+    const budget = Math.max(info.budget, study.complete ? trials.length : info.num_trials);
+    const running = study.complete ? trials.filter((t) => t.state === "RUNNING").length : info.trial_counts.RUNNING || 0;
     const best = study.bestTrial();
     const start = info.started_at ? Date.parse(info.started_at) : null;
     const end = TERMINAL.has(info.status) && info.finished_at ? Date.parse(info.finished_at) : Date.now();
     const elapsed = start ? (end - start) / 1000 : null;
     const eta = elapsed && finished && !TERMINAL.has(info.status) ? (elapsed / finished) * (budget - finished) : null;
-    const results = trials.reduce((s, t) => s + t.its.length, 0);
+    const results = info.num_results + study.newResults;
     return el("div", { class: "facts" },
       el("div", {}, el("b", { text: "status" }), el("span", { id: "status" }, badge(info.status))),
       el("div", {}, el("b", { text: "progress" }), progressBar(finished, budget), el("span", { id: "progress", text: ` ${finished}/${budget}` })),
@@ -501,7 +562,11 @@
           el("p", { class: "note", text: "share of the variance of the trials' best values (ranked) that the parameter alone explains (eta²; numbers in 10 quantile bins)" })),
         el("div", { class: "card wide" }, el("h2", { text: "Parameters vs metric" }), parts.parallel),
         el("div", { class: "card wide" }, el("h2", { text: "Trials" }), parts.table)));
-    const view = { key: "number", dir: "asc", page: 0, redraw: () => drawTable(parts.table, study, study.list(), view) };
+    const view = {
+      key: "number", dir: "asc", page: 0,
+      redraw: () => (study.complete ? drawTable(parts.table, study, study.list(), view)
+        : drawServerTable(parts.table, study, view).catch(() => {})),
+    };
     let plots = { curves: null, best: null };
     function renderFast() {
       parts.header.replaceChildren(facts(study));
@@ -511,8 +576,10 @@
       const trials = study.list();
       plots.curves = drawCurves(parts.curves, study, trials, plots.curves);
       const shown = Number(parts.curves.dataset.series || 0);
-      parts.curvesNote.textContent = shown < trials.filter((t) => t.its.length).length
-        ? `showing ${shown} of ${trials.length} trials: the best, the running and an even sample of the rest; pruned trials dashed, ending in a dot`
+      const all = study.complete ? trials.length : Math.max(study.info.num_trials, trials.length);
+      parts.curvesNote.textContent = shown < (study.complete ? trials.filter((t) => t.its.length || !t.curve).length : all)
+        ? `showing ${shown} of ${all} trials: the best, the running and an even sample of the rest; pruned trials dashed, ending in a dot`
+        + (study.complete ? "" : `; parameter charts: a sample of ${trials.length} trials`)
         : "pruned trials (stopped early by the scheduler) are dashed and end in a dot";
       plots.best = drawBest(parts.best, study, plots.best);
       drawParallel(parts.parallel, study, trials);
@@ -525,7 +592,13 @@
     timings.fullRender = performance.now() - timings.start;
     document.body.dataset.rendered = "full";
 
-    let dirty = false, scheduled = false;
+    let dirty = false, scheduled = false, infoAt = performance.now(), ended = false;
+    function refreshInfo(fresh) {
+      infoAt = performance.now();
+      // Counts and best trial from the server (cheap: cached there). The last one, at
+      // the end, asks for the store's own now (no-cache), as no event follows it.
+      return getJSON(`${API}/studies/${id}`, fresh).then((info) => { study.setInfo(info); schedule(); });
+    }
     function schedule() {
       dirty = true;
       if (scheduled) return;
@@ -534,6 +607,7 @@
         scheduled = false;
         if (!dirty) return;
         dirty = false;
+        if (!ended && performance.now() - infoAt > INFO_MS) refreshInfo(false).catch(() => {});
         renderFast();
         renderCharts();
         document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
@@ -547,7 +621,8 @@
         study.apply(kind, d);
         if (kind === "study" && TERMINAL.has(d.status)) {
           source.close();
-          getJSON(`${API}/studies/${id}`).then((info) => { Object.assign(study.info, info); schedule(); });
+          ended = true;
+          refreshInfo(true).catch(() => {});
         }
         schedule();
       });
