@@ -33,15 +33,17 @@ def ddp_spec(name: str, *, epochs: int, max_failures: int) -> dict:
     }
 
 
-def train_worker_pids(home: Path) -> list[int]:
-    """Ray Train's worker actors (their processes are titled ``ray::RayTrainWorker...``)
-    in jobs of the service on ``home`` (a job's workers get its runtime env)."""
+def train_worker_pids(dashboard_url: str) -> list[int]:
+    """Ray Train's worker actors (their processes are titled ``ray::RayTrainWorker...``) on
+    the test cluster: its raylet, and so every worker process, has the environment that
+    LocalRayHead gave ``ray start``, naming this cluster's dashboard."""
     return pids_matching(
-        lambda argv: any("RayTrainWorker" in arg for arg in argv[:1]), env={"HPO_HOME": str(home)}
+        lambda argv: any("RayTrainWorker" in arg for arg in argv[:1]),
+        env={"RAY_API_SERVER_ADDRESS": dashboard_url},
     )
 
 
-def kill_a_worker_after(client: HpoClient, study_id: int, results: int, home: Path) -> int:
+def kill_a_worker_after(client: HpoClient, study_id: int, results: int, dashboard_url: str) -> int:
     """Wait until the trial has ``results`` results and both workers run; kill one."""
     wait_for(
         f"{results} results",
@@ -50,7 +52,7 @@ def kill_a_worker_after(client: HpoClient, study_id: int, results: int, home: Pa
         poll_s=0.2,
     )
     workers = wait_for(
-        "two Train workers", lambda: len(pids := train_worker_pids(home)) >= 2 and pids
+        "two Train workers", lambda: len(pids := train_worker_pids(dashboard_url)) >= 2 and pids
     )
     victim = workers[-1]  # type: ignore[index]
     kill9(victim)
@@ -66,7 +68,9 @@ def test_killed_ddp_worker_resumes_from_checkpoint(live_service: LiveService) ->
     epochs = 10
     with live_service.client() as client:
         study = client.submit(ddp_spec("ddp-worker-crash", epochs=epochs, max_failures=2))
-        victim = kill_a_worker_after(client, study.id, results=3, home=live_service.home)
+        victim = kill_a_worker_after(
+            client, study.id, results=3, dashboard_url=live_service.ray.dashboard_url
+        )
         at_kill = client.study(study.id).num_results
         done = wait_for_status(client, study.id, TERMINAL, timeout_s=300)
         trial = only_trial(client, study.id)
@@ -91,7 +95,9 @@ def test_max_failures_is_honoured(live_service: LiveService) -> None:
     against the limit and stop there)."""
     with live_service.client() as client:
         study = client.submit(ddp_spec("ddp-worker-no-retry", epochs=60, max_failures=0))
-        kill_a_worker_after(client, study.id, results=1, home=live_service.home)
+        kill_a_worker_after(
+            client, study.id, results=1, dashboard_url=live_service.ray.dashboard_url
+        )
         done = wait_for_status(client, study.id, TERMINAL, timeout_s=300)
         trial = only_trial(client, study.id)
     assert trial.state == "ERROR"
