@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from trainables.mlp_digits import SEARCH_SPACE as MLP_DIGITS_SPACE
+
 # Methods: the two searchers through the service, the same searchers in plain Ray Tune,
 # and Tune's random search (every trial to full fidelity).
 SERVICE_BOHB = "service_bohb"
@@ -50,21 +52,8 @@ def _uniform_space(bounds: Mapping[str, tuple[float, float]]) -> dict[str, Any]:
 
 BRANIN_BOUNDS = {"x1": (-5.0, 10.0), "x2": (0.0, 15.0)}
 HARTMANN6_BOUNDS = {f"x{i}": (0.0, 1.0) for i in range(1, 7)}
-MLP_SPACE: dict[str, Any] = {
-    "lr": {"type": "loguniform", "low": 1.0e-4, "high": 1.0e-1},
-    "hidden": {"type": "choice", "values": [32, 64, 128]},
-    "layers": {"type": "randint", "low": 1, "high": 3},
-    "weight_decay": {"type": "loguniform", "low": 1.0e-6, "high": 1.0e-2},
-    "batch_size": {"type": "choice", "values": [32, 64, 128]},
-    "dropout": {"type": "uniform", "low": 0.0, "high": 0.5},
-    "optimizer": {
-        "type": "choice",
-        "values": [
-            {"value": "sgd", "momentum": {"type": "uniform", "low": 0.0, "high": 0.99}},
-            {"value": "adam", "beta1": {"type": "uniform", "low": 0.8, "high": 0.99}},
-        ],
-    },
-}
+# The service side searches the trainable's own preset space; direct.py writes it by hand.
+MLP_SPACE: dict[str, Any] = MLP_DIGITS_SPACE
 
 FULL: dict[str, Problem] = {
     "branin": Problem(
