@@ -151,6 +151,7 @@ def test_keyset_paging_over_http(service: Any) -> None:
     assert seen == [f"t{i:03d}" for i in range(23) if i not in (4, 5)]
     bad = client.get(url, params={"order": "best", "after": 3}, headers=as_("ann"))
     assert bad.status_code == 422
+    assert bad.json()["detail"][0]["loc"] == ["query", "after"]
 
 
 def test_snapshot_of_a_small_study_is_complete(service: Any) -> None:

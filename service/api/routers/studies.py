@@ -179,7 +179,16 @@ def list_trials(
     """The study's trials, a page at a time. Deep pages: ``after`` (the previous page's
     ``next_after``) costs the same on any page, where a large ``offset`` may not."""
     if after is not None and order != "number":
-        raise HTTPException(status_code=422, detail="after pages only with order=number")
+        raise HTTPException(
+            status_code=422,
+            detail=[
+                {
+                    "loc": ["query", "after"],
+                    "msg": "after pages only with order=number",
+                    "type": "value_error",
+                }
+            ],
+        )
     page = store.list_trials(
         study_id, state=state, limit=limit, offset=offset, order=order, after=after
     )
