@@ -91,11 +91,21 @@ def test_a_killed_driver_is_resubmitted_and_resumes(
     # Results of trials the store no longer has: empty ghosts, whose reports died in
     # the driver's memory before they were written; their configs ran again.
     vanished = {pair for pair in books.reported if pair[0] not in trial_ids}
+    # Trials kept from the dead driver: their last reports may have died with it too
+    # (sent by the trial, not yet received or written), and the resumed run does not
+    # continue them. Only a tail may be missing, never a hole: the store holds each
+    # such trial's reports up to its last stored one.
+    ghost_tails: set[tuple[str, int]] = set()
+    for ghost in lost_with_driver:
+        last_stored = max((i for (t, i) in books.stored if t == ghost.trial_id), default=0)
+        ghost_tails |= {
+            (t, i) for (t, i) in books.reported if t == ghost.trial_id and i > last_stored
+        }
     print(
         f"killed driver {driver} at {before.num_results} results "
         f"({before.trial_counts}); {books.summary()}; trials lost with the driver: "
-        f"{len(lost_with_driver)} kept, {len({p[0] for p in vanished})} deleted "
-        f"({len(vanished)} reports)"
+        f"{len(lost_with_driver)} kept ({len(ghost_tails)} trailing reports lost), "
+        f"{len({p[0] for p in vanished})} deleted ({len(vanished)} reports)"
     )
-    assert books.lost - vanished == set()
+    assert books.lost - vanished - ghost_tails == set()
     assert books.invented == set() and books.duplicated == set()

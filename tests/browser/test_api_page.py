@@ -28,7 +28,6 @@ from service.store import (
     TrialUpdate,
     open_store,
 )
-from tests.browser.conftest import browser, page  # noqa: F401  (the fixtures)
 
 SPEC = {
     "name": "page",
