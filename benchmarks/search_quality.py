@@ -54,6 +54,22 @@ RESULTS = REPO / "benchmarks" / "results"
 DIRECT_METHODS = (DIRECT_BOHB, DIRECT_HYPEROPT, RANDOM)
 _T0 = time.monotonic()
 
+# Ray Train settings of the local cluster when a problem's trials run Ray Train (set before
+# the head starts, so the service's runners, the direct drivers and every Train controller
+# and worker inherit them; an operator's own values win). Both paths get the same.
+# - The preemption watcher is one more actor process per Train run, watching for node
+#   drains: there are none on one local node.
+# - The worker group's start timeout (60 s by default) only bounds the wait for a
+#   placement group; with many runs starting Train workers at once that wait may be long,
+#   and a timeout would make a trial start over.
+TRAIN_ENV = {
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
+    "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S": "600",
+}
+#: A run starts only if the longest run of its problem and method so far, times this, ends
+#: before the hard deadline (a run that cannot finish would only slow the others down).
+FIT_MARGIN = 1.1
+
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')} +{time.monotonic() - _T0:6.1f}s] {message}", flush=True)
@@ -216,6 +232,35 @@ def make_tasks(problems: dict[str, Problem], seeds: list[int]) -> list[tuple[str
     return [(name, method, seed) for seed in seeds for name in order for method in METHODS]
 
 
+def train_env(problems: dict[str, Problem]) -> dict[str, str]:
+    """The Ray Train settings this run gives its cluster (none without Train trials)."""
+    from trainables import get_trainable
+
+    if not any(get_trainable(p.name).uses_train_workers for p in problems.values()):
+        return {}
+    return {key: os.environ.get(key, value) for key, value in TRAIN_ENV.items()}
+
+
+def fits(
+    now: float, hard_deadline: float | None, longest: float | None, margin: float = FIT_MARGIN
+) -> bool:
+    """Whether a run expected to take ``longest`` seconds ends before the hard deadline
+    (unknown length: it may start)."""
+    return hard_deadline is None or longest is None or now + longest * margin <= hard_deadline
+
+
+def machine_stamp() -> str:
+    """Load average and available memory, for the progress log."""
+    try:
+        load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+        meminfo = Path("/proc/meminfo").read_text().split("\n")
+        available = next(line for line in meminfo if line.startswith("MemAvailable:"))
+        free_gib = int(available.split()[1]) / 1024**2
+        return f"load {load}, {free_gib:.0f} GiB available"
+    except (OSError, StopIteration, ValueError):
+        return "load ?"
+
+
 def run_all(
     args: argparse.Namespace,
     problems: dict[str, Problem],
@@ -243,6 +288,11 @@ def run_all(
     drivers: list[DirectDriver] = []
     stopping = threading.Event()
     started = time.perf_counter()
+    longest: dict[tuple[str, str], float] = {}  # wall of the longest finished run so far
+    cut_seeds: set[int] = set()  # seeds with a run that could not end before the deadline
+    not_started: list[tuple[str, str, int]] = []
+    in_flight = [0]
+    os.environ.update(train_env(problems))
 
     with tempfile.TemporaryDirectory(prefix="hpo-quality-") as tmp:
         root = Path(tmp)
@@ -267,12 +317,27 @@ def run_all(
                 client = HpoClient(service.url, timeout_s=60)
                 try:
                     while True:
+                        if stopping.is_set():
+                            return
                         if deadline is not None and time.monotonic() > deadline:
                             return
                         try:
                             name, method, seed = todo.get_nowait()
                         except queue.Empty:
                             return
+                        with lock:
+                            # Only whole seeds count: once one run of a seed cannot end
+                            # in time, none of its others starts.
+                            if seed not in cut_seeds and not fits(
+                                time.monotonic(), hard_deadline, longest.get((name, method))
+                            ):
+                                if not cut_seeds:
+                                    log(f"seed {seed} on cut: {method} would not end in time")
+                                cut_seeds.add(seed)
+                            if seed in cut_seeds:
+                                not_started.append((name, method, seed))
+                                continue
+                            in_flight[0] += 1
                         problem = problems[name]
                         t0 = time.perf_counter()
                         try:
@@ -300,9 +365,15 @@ def run_all(
                                 driver.close()
                                 driver = None
                         record["seed"] = seed
+                        wall = time.perf_counter() - t0
+                        record["orchestrator_wall_s"] = wall
                         with lock:
+                            in_flight[0] -= 1
                             runs[name][method].append(record)
                             done[0] += 1
+                            if record.get("values"):
+                                key = (name, method)
+                                longest[key] = max(longest.get(key, 0.0), wall)
                             n = len(record.get("values") or [])
                             best = min(
                                 (v for v in record.get("values") or [] if v is not None),
@@ -315,7 +386,7 @@ def run_all(
                             )
                             log(
                                 f"{done[0]}/{len(tasks)} {name} {method} seed {seed}: "
-                                f"{time.perf_counter() - t0:.1f} s, {status}"
+                                f"{wall:.1f} s, {status}"
                             )
                 finally:
                     client.close()
@@ -329,36 +400,59 @@ def run_all(
             for thread in threads:
                 thread.start()
                 time.sleep(0.5)  # stagger driver starts
-            last_save = time.monotonic()
-            while any(thread.is_alive() for thread in threads):
-                if hard_deadline is not None and time.monotonic() > hard_deadline:
-                    log("hard deadline: runs still in flight are abandoned")
-                    stopping.set()
-                    break
-                time.sleep(1.0)
-                if save is not None and time.monotonic() - last_save > 60:
-                    last_save = time.monotonic()
+            last_save = last_stamp = time.monotonic()
+
+            def save_now() -> None:
+                if save is not None:
                     with lock:
                         snapshot = json.loads(json.dumps(runs))
                     save(snapshot, time.perf_counter() - started)
+
+            while any(thread.is_alive() for thread in threads):
+                if hard_deadline is not None and time.monotonic() > hard_deadline:
+                    log(f"hard deadline: {in_flight[0]} runs still in flight are abandoned")
+                    stopping.set()
+                    save_now()  # before the teardown, which may take a while
+                    break
+                time.sleep(1.0)
+                if time.monotonic() - last_stamp > 30:
+                    last_stamp = time.monotonic()
+                    log(f"{done[0]} done, {in_flight[0]} in flight; {machine_stamp()}")
+                if time.monotonic() - last_save > args.save_every_s:
+                    last_save = time.monotonic()
+                    save_now()
         finally:
             for driver in drivers:
                 driver.kill()
             service.stop()
             head.stop()
-            for thread in threads:  # their runs end in errors now: let them record those
-                thread.join(timeout=30)
-    skipped = todo.qsize()
+            # Their runs end in errors now: let them record those.
+            join_until = time.monotonic() + 30
+            for thread in threads:
+                thread.join(timeout=max(0.0, join_until - time.monotonic()))
+    skipped = todo.qsize() + len(not_started)
     if skipped:
-        log(f"deadline reached: {skipped} runs not started")
+        log(f"deadline reached: {skipped} runs not started (seeds cut: {sorted(cut_seeds)})")
     with lock:
         finished = json.loads(json.dumps(runs))
     return {
         "runs": finished,
         "wall_s": time.perf_counter() - started,
         "runs_not_started": skipped,
-        "runs_abandoned": len(tasks) - skipped - done[0],
+        # In flight at the hard deadline: recorded as errors marked abandoned, or not at all.
+        "runs_abandoned": len(tasks) - skipped - done[0] + _count_abandoned(finished),
+        "seeds_cut": sorted(cut_seeds),
     }
+
+
+def _count_abandoned(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> int:
+    return sum(
+        1
+        for methods in runs.values()
+        for records in methods.values()
+        for record in records
+        if record.get("abandoned")
+    )
 
 
 def build_report(
@@ -378,6 +472,8 @@ def build_report(
         "wall_s": outcome["wall_s"],
         "runs_not_started": outcome["runs_not_started"],
         "runs_abandoned": outcome["runs_abandoned"],
+        "seeds_cut": outcome.get("seeds_cut"),
+        "ray_env": train_env(problems),
         "definitions": {
             "budget": "epochs (fidelity units) of all trials, counted per result in the "
             "order results reached the Tune driver (service: the store's reported_at)",
@@ -402,8 +498,10 @@ def build_report(
 
 
 def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """One report with the runs of several (same problems and settings; a seed's run of a
-    method appears once: the first report's wins)."""
+    """One report with the runs of several (a seed's run of a method appears once: the
+    first report's wins). A problem run with other settings than in an earlier report
+    (e.g. mlp_digits before its budget was cut) is left out and listed under
+    ``superseded``."""
     merged = json.loads(json.dumps(reports[0]))
     for other in reports[1:]:
         merged["seeds"] = sorted(set(merged["seeds"]) | set(other["seeds"]))
@@ -414,7 +512,17 @@ def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
             if mine is problem:
                 continue
             if mine["settings"] != problem["settings"]:
-                raise SystemExit(f"{name}: the reports ran different settings; not merged")
+                runs_left_out = sum(len(rs) for rs in problem["runs"].values())
+                merged.setdefault("superseded", []).append(
+                    {
+                        "problem": name,
+                        "date": other.get("date"),
+                        "settings": problem["settings"],
+                        "runs": runs_left_out,
+                    }
+                )
+                log(f"{name}: {runs_left_out} runs of another report ran other settings; left out")
+                continue
             for method, runs in problem["runs"].items():
                 have = {r["seed"] for r in mine["runs"].setdefault(method, [])}
                 mine["runs"][method] += [r for r in runs if r["seed"] not in have]
@@ -485,6 +593,12 @@ def main() -> int:
         default=None,
         help="after this many seconds, abandon runs in flight and report",
     )
+    parser.add_argument(
+        "--save-every-s",
+        type=float,
+        default=20.0,
+        help="write the runs finished so far to --out this often (and at the hard deadline)",
+    )
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument(
         "--skip-done",
@@ -539,6 +653,14 @@ def main() -> int:
     machine = os.cpu_count() or 2
     args.cpus = args.cpus or (max(machine, 6) if args.quick else machine)
     args.parallel = args.parallel or max(1, args.cpus // 2)
+    trials_at_once = args.parallel * max(p.concurrency for p in problems.values())
+    if train_env(problems) and trials_at_once > machine:
+        # 2026-11-29, run 4: 24 runs (48 Train trials) on 16 cores finished no run in 350 s;
+        # a Ray Train start costs an estimated minute of CPU there (benchmarks/README.md).
+        log(
+            f"warning: up to {trials_at_once} Ray Train trials at once on {machine} cores; "
+            "Train starts are CPU-bound, so runs in lockstep may all miss the deadline"
+        )
     default_out = "search_quality-quick.json" if args.quick else "search_quality.json"
     out = args.out or RESULTS / default_out
 

@@ -80,14 +80,18 @@ FULL: dict[str, Problem] = {
         space=_uniform_space(HARTMANN6_BOUNDS),
         config={"iteration_time_s": 0.0},
     ),
+    # Every trial start, and every HyperBand resume, is a new Ray Train run (several
+    # processes, two importing torch; whatever the epochs): max_t 3 (one HyperBand
+    # promotion, 1 -> 3 epochs) and 4 trials' budget keep a run to ~4-7 Train starts, ~26
+    # per seed of the five methods (max_t 9 x 6 trials: ~35 per BOHB run, ~88 per seed).
     "mlp_digits": Problem(
         name="mlp_digits",
         metric="val_loss",
-        max_t=9,
-        full_trials=6,
-        bohb_samples=30,
+        max_t=3,
+        full_trials=4,
+        bohb_samples=12,
         concurrency=2,
-        n_initial_points=3,
+        n_initial_points=2,
         optimum=None,
         space=MLP_SPACE,
         config={"seed": 0},
