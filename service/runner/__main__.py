@@ -206,17 +206,19 @@ def _build_segment(
     writer: BatchingStoreWriter,
     storage_path: str,
 ) -> tune.Tuner:
+    from service.extension import WARM_START_ALGORITHMS
     from service.runner.callback import StoreCallback
     from service.runner.tuner_builder import build_tuner
     from service.runner.warm_start import latest_searcher_state
 
     state = None
-    if plan.segment > 0:  # go on from this study's own last run
+    model_based = study.spec.algorithm.name in WARM_START_ALGORITHMS  # random: a new seed
+    if model_based and plan.segment > 0:  # go on from this study's own last run
         state = latest_searcher_state(storage_path, record.id, plan.segment - 1)
-    elif study.spec.warm_start_from is not None:
+    elif model_based and study.spec.warm_start_from is not None:
         source = study.spec.warm_start_from
         state = latest_searcher_state(storage_path, source, _last_segment_of(source))
-    if state is None and (plan.segment > 0 or study.spec.warm_start_from is not None):
+    if model_based and state is None and (plan.segment or study.spec.warm_start_from):
         log.warning("study %s: no saved searcher state to warm-start from", record.id)
     log.info(
         "study %s: run %d, %d trials, time budget %s, warm start %s",
