@@ -1,4 +1,5 @@
-"""The ``hpo`` command line: serve, demo, submit, follow, studies, show, stop, trainables, token."""
+"""The ``hpo`` command line: serve, demo, submit, follow, studies, show, extend, best,
+compare, report, stop, trainables, token."""
 
 from __future__ import annotations
 
@@ -342,6 +343,131 @@ def trials(
         )
     console.print(table)
     console.print(f"{len(page.items)} of {page.total}")
+
+
+@app.command()
+def extend(
+    study_id: int,
+    num_samples: Annotated[
+        int | None, typer.Option("--num-samples", "-n", help="The new total of trials.")
+    ] = None,
+    time_budget_s: Annotated[
+        float | None, typer.Option("--time-budget-s", help="The new total time budget (s).")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Show progress until the study ends.")
+    ] = False,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Raise a study's num_samples and/or time budget; it goes on from every trial it ran."""
+    if num_samples is None and time_budget_s is None:
+        raise _fail("give --num-samples, --time-budget-s or both (the new totals)", code=2)
+    with _client(url, token) as client:
+        study = _call(client.extend, study_id, num_samples=num_samples, time_budget_s=time_budget_s)
+        console.print(
+            f"study [bold]{study.id}[/bold] extended to {study.budget} trials, "
+            f"status {study.status}"
+        )
+        if follow:
+            print_study(follow_study(client, study.id), client.base_url)
+
+
+@app.command()
+def best(
+    study_id: int,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Print the best trial as JSON: its `config` posts straight back as a new study's
+    config or a comparison's baseline."""
+    import json
+
+    with _client(url, token) as client:
+        found = _call(client.best, study_id)
+    typer.echo(json.dumps(found.model_dump(mode="json"), indent=2))
+
+
+@app.command()
+def compare(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="Comparison (YAML or JSON): trainable, baseline, variants, repeats.",
+        ),
+    ],
+    follow: Annotated[
+        bool, typer.Option("--follow/--no-follow", help="Wait for the runs, then report.")
+    ] = True,
+    report_format: Annotated[
+        str, typer.Option("--format", help="markdown, csv or json.")
+    ] = "markdown",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", file_okay=False, help="Also write report.{md,csv,json} and chart.png here."
+        ),
+    ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Compare a baseline config with variants over seeds: a table of deltas with 95 %
+    intervals (accuracy, loss, training time, memory, throughput, latency)."""
+    if report_format not in REPORT_FORMATS:
+        raise _fail(f"--format must be one of {', '.join(REPORT_FORMATS)}", code=2)
+    with _client(url, token) as client:
+        comparison = _call(client.compare, file)
+        console.print(
+            f"submitted comparison [bold]{comparison.id}[/bold] ({comparison.name}): "
+            f"{comparison.budget} runs, page {client.base_url}{comparison.page_url}"
+        )
+        if not follow:
+            return
+        study = follow_study(client, comparison.id)
+        print_report(client, comparison.id, report_format, out)
+        if study.status != "COMPLETED":
+            raise typer.Exit(1)
+
+
+@app.command()
+def report(
+    comparison_id: int,
+    report_format: Annotated[
+        str, typer.Option("--format", help="markdown, csv or json.")
+    ] = "markdown",
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", file_okay=False, help="Also write report.{md,csv,json} and chart.png here."
+        ),
+    ] = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Print a comparison's report (so far, while it runs)."""
+    if report_format not in REPORT_FORMATS:
+        raise _fail(f"--format must be one of {', '.join(REPORT_FORMATS)}", code=2)
+    with _client(url, token) as client:
+        print_report(client, comparison_id, report_format, out)
+
+
+REPORT_FORMATS = ("markdown", "csv", "json")
+
+
+def print_report(
+    client: HpoClient, comparison_id: int, report_format: str, out: Path | None
+) -> None:
+    typer.echo(_call(client.comparison_report, comparison_id, report_format))
+    if out is None:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name, kind in (("report.md", "markdown"), ("report.csv", "csv"), ("report.json", "json")):
+        (out / name).write_text(_call(client.comparison_report, comparison_id, kind))
+    (out / "chart.png").write_bytes(_call(client.comparison_chart, comparison_id))
+    console.print(f"wrote report.md, report.csv, report.json and chart.png to {out}")
 
 
 @app.command()

@@ -19,7 +19,15 @@ from typing import Any
 import httpx
 from httpx_sse import connect_sse
 
-from service.api.schemas import StudyList, StudyPublic, TrainablePublic, TrialList, TrialResults
+from service.api.schemas import (
+    BestTrialPublic,
+    ComparisonPublic,
+    StudyList,
+    StudyPublic,
+    TrainablePublic,
+    TrialList,
+    TrialResults,
+)
 from service.auth.tokens import client_token, split_url_credentials
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -138,27 +146,67 @@ class HpoClient:
             raise ApiError(response.status_code, _detail(response))
         return response
 
-    # --- studies ---------------------------------------------------------------------
-    def submit(self, spec: Mapping[str, Any] | str | Path) -> StudyPublic:
-        """Submit a spec: a mapping, YAML/JSON text, or a path to a YAML/JSON file."""
+    def _post_document(self, path: str, spec: Mapping[str, Any] | str | Path) -> httpx.Response:
+        """POST a document: a mapping, YAML/JSON text, or a path to a YAML/JSON file."""
         if isinstance(spec, Path) or (
             isinstance(spec, str) and "\n" not in spec and Path(spec).is_file()
         ):
             text = Path(spec).read_text()
             kind = "application/json" if str(spec).endswith(".json") else "application/yaml"
-            response = self._request(
-                "POST", "/api/v1/studies", content=text, headers={"content-type": kind}
+            return self._request("POST", path, content=text, headers={"content-type": kind})
+        if isinstance(spec, str):
+            return self._request(
+                "POST", path, content=spec, headers={"content-type": "application/yaml"}
             )
-        elif isinstance(spec, str):
-            response = self._request(
-                "POST",
-                "/api/v1/studies",
-                content=spec,
-                headers={"content-type": "application/yaml"},
-            )
-        else:
-            response = self._request("POST", "/api/v1/studies", json=dict(spec))
-        return StudyPublic.model_validate(response.json())
+        return self._request("POST", path, json=dict(spec))
+
+    # --- studies ---------------------------------------------------------------------
+    def submit(self, spec: Mapping[str, Any] | str | Path) -> StudyPublic:
+        """Submit a spec: a mapping, YAML/JSON text, or a path to a YAML/JSON file."""
+        return StudyPublic.model_validate(self._post_document("/api/v1/studies", spec).json())
+
+    def extend(
+        self,
+        study_id: int,
+        *,
+        num_samples: int | None = None,
+        time_budget_s: float | None = None,
+    ) -> StudyPublic:
+        """Raise a study's targets (new totals); it goes on from where it is."""
+        body = {
+            key: value
+            for key, value in (("num_samples", num_samples), ("time_budget_s", time_budget_s))
+            if value is not None
+        }
+        return StudyPublic.model_validate(
+            self._request("POST", f"/api/v1/studies/{study_id}/extend", json=body).json()
+        )
+
+    def best(self, study_id: int) -> BestTrialPublic:
+        return BestTrialPublic.model_validate(
+            self._request("GET", f"/api/v1/studies/{study_id}/best").json()
+        )
+
+    # --- comparisons -------------------------------------------------------------------
+    def compare(self, spec: Mapping[str, Any] | str | Path) -> ComparisonPublic:
+        """Submit a comparison: a mapping, YAML/JSON text, or a path to a file."""
+        response = self._post_document("/api/v1/comparisons", spec)
+        return ComparisonPublic.model_validate(response.json())
+
+    def comparison(self, study_id: int) -> ComparisonPublic:
+        return ComparisonPublic.model_validate(
+            self._request("GET", f"/api/v1/comparisons/{study_id}").json()
+        )
+
+    def comparison_report(self, study_id: int, format: str = "markdown") -> str:
+        """The report as ``markdown``, ``csv`` or ``json`` text."""
+        return self._request(
+            "GET", f"/api/v1/comparisons/{study_id}/report", params={"format": format}
+        ).text
+
+    def comparison_chart(self, study_id: int) -> bytes:
+        """The report's bar chart (PNG)."""
+        return self._request("GET", f"/api/v1/comparisons/{study_id}/chart.png").content
 
     def studies(self, *, status: str | None = None, limit: int = 50, offset: int = 0) -> StudyList:
         params: dict[str, Any] = {"limit": limit, "offset": offset}

@@ -37,9 +37,13 @@ class JobInfo:
     message: str | None
 
 
-def job_id_for(study_id: int, attempt: int = 0) -> str:
-    """The Ray job of a study's ``attempt``-th run (0 first; Ray never reuses a job id)."""
-    return f"hpo-study-{study_id}" if attempt == 0 else f"hpo-study-{study_id}-r{attempt}"
+def job_id_for(study_id: int, attempt: int = 0, extension: int = 0) -> str:
+    """The Ray job of a study's ``attempt``-th run (0 first; Ray never reuses a job id),
+    ``-x<extension>`` once the study was extended after it had finished."""
+    job_id = f"hpo-study-{study_id}"
+    if extension:
+        job_id += f"-x{extension}"
+    return job_id if attempt == 0 else f"{job_id}-r{attempt}"
 
 
 # Every call to Ray is bounded: seconds to connect, and to wait for an answer. Submitting
@@ -142,12 +146,18 @@ class RayJobLauncher:
         return " ".join([*assignments, self.runner_python, "-m", "service.runner", str(study_id)])
 
     def submit(
-        self, study_id: int, study_name: str, *, attempt: int = 0, retry_for_s: float = 60.0
+        self,
+        study_id: int,
+        study_name: str,
+        *,
+        attempt: int = 0,
+        extension: int = 0,
+        retry_for_s: float = 60.0,
     ) -> str:
-        """Submit the study's runner as job ``hpo-study-<id>`` (``-r<attempt>`` when it is
-        resubmitted). A head that has just started answers "no available agent" until its
-        job agent is up: retry that."""
-        job_id = job_id_for(study_id, attempt)
+        """Submit the study's runner as job ``hpo-study-<id>`` (see :func:`job_id_for`). A
+        head that has just started answers "no available agent" until its job agent is
+        up: retry that."""
+        job_id = job_id_for(study_id, attempt, extension)
         deadline = time.monotonic() + retry_for_s
         while True:
             try:
@@ -159,6 +169,7 @@ class RayJobLauncher:
                             "hpo_study_id": str(study_id),
                             "hpo_study_name": study_name[:200],
                             "hpo_attempt": str(attempt),
+                            "hpo_extension": str(extension),
                         },
                     )
                 )

@@ -81,6 +81,20 @@ class StopSpec(_Strict):
     max_restarts: int = Field(default=3, ge=0, le=100)
 
 
+VARIANT_KEY = "variant"  # the search-space parameter that picks one of ``variants``
+MAX_VARIANTS = 50
+VARIANT_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
+
+
+class ComparisonMeta(_Strict):
+    """Marks a study made by ``POST /comparisons``: which variant is the baseline, how
+    many seeds each variant runs, and the config key that carries the seed."""
+
+    baseline: str = Field(default="baseline", min_length=1, max_length=64)
+    repeats: int = Field(ge=1, le=100)
+    seed_key: str = Field(default="seed", min_length=1, max_length=MAX_KEY_LENGTH)
+
+
 class StudySpec(_Strict):
     """What a user submits. Cross-field checks that need the trainable registry, the
     search-space parser or the cluster live in :mod:`service.validation`."""
@@ -99,6 +113,13 @@ class StudySpec(_Strict):
     resources: ResourcesSpec = ResourcesSpec()
     config: dict[str, Any] = Field(default_factory=dict)
     stop: StopSpec = StopSpec()
+    # Named partial configs: a trial's config is the fixed config, then the overrides of
+    # the variant its `variant` parameter names, then its other searched values.
+    variants: dict[str, dict[str, Any]] | None = Field(default=None, max_length=MAX_VARIANTS)
+    comparison: ComparisonMeta | None = None
+    # Warm-start the searcher from this study's runs (same trainable, space, metric and
+    # algorithm): it has learnt from every trial there and does not rerun them.
+    warm_start_from: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
     @model_validator(mode="after")
     def _default_num_samples(self) -> StudySpec:

@@ -9,11 +9,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from search_spaces import InvalidSpec, parse_space
-from service.errors import LaunchError, RayUnavailable
+from service.best import BestTrial, best_trial_export
+from service.errors import CannotExtend, LaunchError, RayUnavailable
+from service.extension import ExtendRequest, check_warm_start, extended_spec
 from service.launcher import JobState, RayJobLauncher, job_id_for
 from service.spec import spec_from_mapping
 from service.store import (
     InvalidTransition,
+    StudyNotFound,
     StudyRecord,
     StudyStatus,
     StudyStore,
@@ -62,16 +65,24 @@ class StudyService:
         self.launcher = launcher
         self.validate_capacity = validate_capacity
 
-    def validate(self, document: Mapping[str, Any]) -> ValidatedStudy:
-        """Every check before anything is stored. Raises InvalidSpec, RayUnavailable."""
+    def validate(self, document: Mapping[str, Any], owner: str | None = None) -> ValidatedStudy:
+        """Every check before anything is stored. Raises InvalidSpec, RayUnavailable.
+        ``owner``: whose studies ``warm_start_from`` may name (None: anyone's)."""
         spec = spec_from_mapping(dict(document))
         capacity = self.launcher.capacity() if self.validate_capacity else None
-        return validate_study(spec, capacity)
+        study = validate_study(spec, capacity)
+        if spec.warm_start_from is not None:
+            try:
+                source: StudyRecord | None = self.store.get_study(spec.warm_start_from, owner=owner)
+            except StudyNotFound:
+                source = None
+            check_warm_start(study, source)
+        return study
 
     def create(self, document: Mapping[str, Any], owner: str = "local") -> StudyRecord:
         """Validate, store and launch a study. Raises InvalidSpec, RayUnavailable, LaunchError
         (the study is then stored as FAILED with the reason)."""
-        study = self.validate(document)
+        study = self.validate(document, owner)
         if not self.validate_capacity:
             # Nothing asked Ray yet: a cluster that is away or refuses our token must not
             # leave a stored study behind. Raises RayUnavailable.
@@ -109,6 +120,50 @@ class StudyService:
                 log.warning("could not stop Ray job %s: %s", record.ray_job_id, error)
         return record
 
+    def extend(self, study_id: int, request: ExtendRequest) -> StudyRecord:
+        """Raise a study's num_samples and/or time_budget_s (new totals). A running study
+        goes on with them when its current run ends; a finished (COMPLETED or STOPPED)
+        one runs again, its searcher warm-started from everything it did. Raises
+        InvalidSpec, CannotExtend, StudyNotFound, RayUnavailable, LaunchError."""
+        record = self.store.get_study(study_id)
+        trials = sum(self.store.summarize_study(study_id).trial_counts.values())
+        spec = extended_spec(record, request, trials)
+        validate_study(spec)  # the spec stays valid (it was, and only targets changed)
+        if record.status.is_terminal:
+            # It will need a new Ray job: do not reopen it when Ray is away.
+            self.launcher.ping()
+        what = ", ".join(
+            f"{name} {before} -> {after}"
+            for name, before, after in (
+                ("num_samples", record.spec.get("num_samples"), spec.num_samples),
+                (
+                    "time_budget_s",
+                    (record.spec.get("stop") or {}).get("time_budget_s"),
+                    spec.stop.time_budget_s,
+                ),
+            )
+            if before != after
+        )
+        try:
+            extended = self.store.extend_study(
+                study_id, spec=spec.model_dump(mode="json"), note=f"extended: {what}"
+            )
+        except InvalidTransition as error:
+            raise CannotExtend(str(error)) from error
+        if extended.status == StudyStatus.PENDING and extended.ray_job_id is None:
+            try:
+                self._launch(extended)
+            except Exception as error:
+                self.store.transition_study(
+                    study_id, StudyStatus.FAILED, error=f"launch failed: {error}"
+                )
+                raise LaunchError(str(error)) from error
+        return self.store.get_study(study_id)
+
+    def best(self, study_id: int) -> BestTrial:
+        """The study's best trial as a config to reuse. Raises StudyNotFound, NoBestTrial."""
+        return best_trial_export(self.store, study_id)
+
     def delete(self, study_id: int) -> None:
         """Delete a finished study. Raises StudyNotFound, InvalidTransition."""
         self.store.delete_study(study_id)
@@ -137,7 +192,9 @@ class StudyService:
                     log.warning("could not reconcile study %s: %s", record.id, error)
 
     def _launch(self, record: StudyRecord) -> None:
-        job_id = self.launcher.submit(record.id, record.name)
+        job_id = self.launcher.submit(
+            record.id, record.name, attempt=record.restarts, extension=record.extensions
+        )
         self.store.set_ray_job(
             record.id, job_id=job_id, dashboard_url=self.launcher.job_url(job_id)
         )
@@ -177,7 +234,7 @@ class StudyService:
     def _restart(self, record: StudyRecord, reason: str, max_restarts: int) -> None:
         """Resubmit a study whose job died; its runner resumes Tune's saved experiment."""
         attempt = record.restarts + 1
-        job_id = job_id_for(record.id, attempt)
+        job_id = job_id_for(record.id, attempt, record.extensions)
         claimed = self.store.restart_study(
             record.id,
             from_job_id=record.ray_job_id or "",
@@ -189,7 +246,9 @@ class StudyService:
             return  # finished meanwhile, or another service restarted it
         log.warning("study %s: %s; resubmitting as %s", record.id, reason, job_id)
         try:
-            self.launcher.submit(record.id, record.name, attempt=attempt)
+            self.launcher.submit(
+                record.id, record.name, attempt=attempt, extension=record.extensions
+            )
         except LaunchError as error:
             if "already exists" not in str(error):
                 # The next round finds the job missing and restarts again (if allowed).

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from search_spaces import InvalidSpec, SearchSpace, parse_space
-from service.spec import StudySpec
+from service.spec import VARIANT_KEY, StudySpec
 from trainables import (
     TrainableSpec,
     TrialResources,
@@ -59,6 +59,11 @@ class ValidatedStudy:
     max_t: int | None  # fidelity budget of one trial, for multi-fidelity schedulers
     space_document: Mapping[str, Any]  # the space searched, in the study language
 
+    def trial_config(self, sampled: Mapping[str, Any]) -> dict[str, Any]:
+        """What the trainable gets: the fixed config, the overrides of the variant the
+        trial drew (``variants``), then the trial's other searched values."""
+        return merge_trial_config(self.fixed_config, self.spec.variants, sampled)
+
     def planned_iterations(self, sampled: Mapping[str, Any]) -> int | None:
         """Iterations a trial with these sampled parameters runs when nothing stops it:
         its fidelity (e.g. epochs), capped by the scheduler's max_t."""
@@ -67,7 +72,7 @@ class ValidatedStudy:
             return None
         budgets = [
             int(value)
-            for value in ({**self.fixed_config, **sampled}.get(key), self.max_t)
+            for value in (self.trial_config(sampled).get(key), self.max_t)
             if isinstance(value, int | float) and not isinstance(value, bool)
         ]
         return min(budgets) if budgets else None
@@ -79,6 +84,19 @@ class ValidatedStudy:
         if algorithm in ("random", "grid"):
             return (self.space.grid_size(algorithm) or 1) * self.spec.num_samples
         return self.spec.num_samples
+
+
+def merge_trial_config(
+    fixed_config: Mapping[str, Any],
+    variants: Mapping[str, Mapping[str, Any]] | None,
+    sampled: Mapping[str, Any],
+) -> dict[str, Any]:
+    """A trial's config: fixed, then its variant's overrides, then its searched values."""
+    if not variants:
+        return {**fixed_config, **sampled}
+    overrides = variants.get(str(sampled.get(VARIANT_KEY)), {})
+    searched = {key: value for key, value in sampled.items() if key != VARIANT_KEY}
+    return {**fixed_config, **overrides, **searched}
 
 
 def validate_study(spec: StudySpec, capacity: ClusterCapacity | None = None) -> ValidatedStudy:
@@ -152,6 +170,9 @@ def validate_study(spec: StudySpec, capacity: ClusterCapacity | None = None) -> 
     if trainable.validate_candidates is not None and space is not None:
         problems.extend(trainable.validate_candidates(_Candidates(fixed_config, space), resources))
 
+    if space is not None:
+        problems.extend(_check_variants(spec, trainable, space, fixed_config, resources))
+
     max_t = spec.scheduler.max_t
     if max_t is None and trainable.fidelity_key:
         budget = fixed_config.get(trainable.fidelity_key)
@@ -183,6 +204,87 @@ def validate_study(spec: StudySpec, capacity: ClusterCapacity | None = None) -> 
         max_t=max_t,
         space_document=space_document,
     )
+
+
+def _check_variants(
+    spec: StudySpec,
+    trainable: TrainableSpec,
+    space: SearchSpace,
+    fixed_config: Mapping[str, Any],
+    resources: TrialResources,
+) -> list[tuple[Loc, str]]:
+    """``variants``: a `variant` parameter picks among them, and each variant's config
+    (the fixed config with its overrides) passes the trainable's own checks."""
+    if spec.variants is None:
+        if spec.comparison is not None:
+            return [(("variants",), "a comparison needs its variants")]
+        return []
+    import re
+
+    from service.spec import VARIANT_NAME_PATTERN
+
+    problems: list[tuple[Loc, str]] = []
+    picked = space.possible_values(VARIANT_KEY)
+    if picked is None or picked[1] is None:
+        problems.append(
+            (
+                ("search_space", VARIANT_KEY),
+                f"with variants, the search space needs a grid or choice {VARIANT_KEY!r} "
+                "over their names",
+            )
+        )
+    else:
+        for value in picked[1]:
+            if value not in spec.variants:
+                problems.append(
+                    (("search_space", *picked[0]), f"{value!r} is not one of the variants")
+                )
+    if spec.comparison is not None and spec.comparison.baseline not in spec.variants:
+        problems.append((("comparison", "baseline"), "must name one of the variants"))
+    searched = set(space.parameter_paths())
+    for name, overrides in spec.variants.items():
+        if not re.match(VARIANT_NAME_PATTERN, name) or len(name) > 64:
+            problems.append(
+                (
+                    ("variants", name),
+                    "a variant's name is 1-64 letters, digits, '_', '.' or '-' "
+                    "(starting with a letter or digit)",
+                )
+            )
+            continue
+        for key in overrides:
+            if key in searched:
+                problems.append(
+                    (("variants", name, key), f"{key!r} is searched; a variant cannot fix it")
+                )
+        problems.extend(
+            _variant_problems(
+                name, {**fixed_config, **overrides}, overrides, space, trainable, resources
+            )
+        )
+    return problems
+
+
+def _variant_problems(
+    name: str,
+    config: Mapping[str, Any],
+    overrides: Mapping[str, Any],
+    space: SearchSpace,
+    trainable: TrainableSpec,
+    resources: TrialResources,
+) -> list[tuple[Loc, str]]:
+    """The trainable's checks of one variant's config; only the problems of keys the
+    variant sets (the others are the fixed config's, reported under ``config``)."""
+    found: list[tuple[Loc, str]] = []
+    if trainable.validate is not None:
+        found.extend(trainable.validate(config, resources))
+    if trainable.validate_candidates is not None:
+        found.extend(trainable.validate_candidates(_Candidates(config, space), resources))
+    return [
+        (("variants", name, *loc[1:]), msg)
+        for loc, msg in found
+        if len(loc) >= 2 and loc[0] == "config" and loc[1] in overrides
+    ]
 
 
 def _check_scheduler(spec: StudySpec, trainable: TrainableSpec) -> list[tuple[Loc, str]]:

@@ -17,7 +17,7 @@ from fastapi.concurrency import run_in_threadpool
 from service import __version__
 from service.api.errors import install_error_handlers
 from service.api.limits import BodySizeLimit
-from service.api.routers import docs, events, health, studies, trainables, web
+from service.api.routers import comparisons, docs, events, health, studies, trainables, web
 from service.api.study_cache import StudyCache
 from service.auth.authenticator import build_authenticator
 from service.auth.ratelimit import RateLimiter
@@ -148,6 +148,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(docs.router)
     app.include_router(studies.router, prefix=API_PREFIX)
+    app.include_router(comparisons.router, prefix=API_PREFIX)
     app.include_router(events.router, prefix=API_PREFIX)
     app.include_router(trainables.router, prefix=API_PREFIX)
     app.include_router(web.router)

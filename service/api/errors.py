@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from search_spaces import InvalidSpec
 from service.api.auth import PageAuthRequired, SignIn, sign_in_redirect, sign_in_response
 from service.api.limits import BodyTooLarge
-from service.errors import LaunchError, RayUnavailable
+from service.errors import CannotExtend, LaunchError, NoBestTrial, RayUnavailable
 from service.store import InvalidTransition, StoreUnavailable, StudyNotFound, TrialNotFound
 
 
@@ -35,8 +35,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _not_found(request: Request, error: Exception) -> JSONResponse:
         return JSONResponse(status_code=404, content={"detail": str(error)})
 
+    @app.exception_handler(NoBestTrial)
+    async def _no_best(request: Request, error: NoBestTrial) -> JSONResponse:
+        return JSONResponse(status_code=404, content={"detail": str(error)})
+
     @app.exception_handler(InvalidTransition)
-    async def _conflict(request: Request, error: InvalidTransition) -> JSONResponse:
+    @app.exception_handler(CannotExtend)
+    async def _conflict(request: Request, error: Exception) -> JSONResponse:
         return JSONResponse(status_code=409, content={"detail": str(error)})
 
     @app.exception_handler(PageAuthRequired)

@@ -64,6 +64,8 @@ class StudyPublic(BaseModel):
     ray_job_id: str | None
     ray_dashboard_url: str | None
     restarts: int = 0  # times the study's Ray job was resubmitted after it died
+    extensions: int = 0  # times its num_samples / time_budget_s were raised
+    run_seconds: float = 0.0  # wall time of its ended runs, in all
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
@@ -92,11 +94,51 @@ class StudyPublic(BaseModel):
             ray_job_id=study.ray_job_id,
             ray_dashboard_url=study.ray_dashboard_url,
             restarts=study.restarts,
+            extensions=study.extensions,
+            run_seconds=study.run_seconds,
             created_at=study.created_at,
             started_at=study.started_at,
             finished_at=study.finished_at,
             spec=spec,
         )
+
+
+class BestTrialPublic(BaseModel):
+    """``GET /studies/{id}/best``: ``config`` posts straight back as a new study's
+    ``config`` or a comparison's ``baseline`` (with ``trainable`` and ``resources``)."""
+
+    study_id: int
+    trial_id: str
+    number: int
+    state: str
+    trainable: str
+    metric: str
+    mode: str
+    value: float
+    iteration: int | None
+    config: dict[str, Any]
+    params: dict[str, Any]
+    metrics: dict[str, Any]
+    resources: dict[str, Any]
+
+
+class ComparisonPublic(BaseModel):
+    id: int  # the study's id
+    name: str
+    status: str
+    trainable: str
+    baseline: str
+    variants: list[str]
+    repeats: int
+    seed_key: str
+    budget: int  # runs in all: (variants + 1) x repeats
+    trial_counts: dict[str, int]
+    error: str | None
+    study_url: str  # the study underneath, in the API
+    page_url: str  # the study's page, with the report
+    ray_dashboard_url: str | None
+    # The report so far: per variant and metric, delta with its 95 % interval over seeds.
+    report: dict[str, Any]
 
 
 class StudyList(BaseModel):

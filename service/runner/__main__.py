@@ -6,20 +6,32 @@ import logging
 import os
 import signal
 import sys
+import time
 import traceback
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from service.runner.store_retry import call_with_retry
 from service.runner.writer import replay_spill_files
 from service.settings import get_settings
 from service.store import (
     InvalidTransition,
+    StudyExtended,
+    StudyNotFound,
+    StudyRecord,
     StudyStatus,
     StudyStore,
     TrialState,
     open_store,
 )
 from service.studies import close_open_trials
+
+if TYPE_CHECKING:
+    from ray import tune
+
+    from service.runner.segments import SegmentPlan
+    from service.runner.writer import BatchingStoreWriter
+    from service.validation import ClusterCapacity, ValidatedStudy
 
 log = logging.getLogger("service.runner")
 
@@ -44,10 +56,16 @@ LOST_TRIAL_NOTE = (
 
 
 def _finish(
-    store: StudyStore, study_id: int, status: StudyStatus, error: str | None = None
+    store: StudyStore,
+    study_id: int,
+    status: StudyStatus,
+    error: str | None = None,
+    if_extensions: int | None = None,
 ) -> None:
     try:
-        call_with_retry(store.transition_study, study_id, status, error=error)
+        call_with_retry(
+            store.transition_study, study_id, status, error=error, if_extensions=if_extensions
+        )
     except InvalidTransition as problem:
         # Someone else ended the study first (e.g. a user stopped it); theirs stands.
         log.info("study %s not marked %s: %s", study_id, status.value, problem)
@@ -77,11 +95,9 @@ def _discard_lost_trials_once(store: StudyStore, study_id: int, known: set[str])
 def run_study(study_id: int) -> int:
     import ray
 
-    from service.runner.callback import RunnerContext, StoreCallback, use_context
-    from service.runner.tuner_builder import build_tuner, experiment_name, restore_tuner
+    from service.runner.callback import RunnerContext, use_context
     from service.runner.writer import BatchingStoreWriter
-    from service.spec import spec_from_mapping
-    from service.validation import ClusterCapacity, validate_study
+    from service.validation import ClusterCapacity
 
     settings = get_settings()
     store = call_with_retry(open_store, settings.resolved_database_url)
@@ -93,7 +109,6 @@ def run_study(study_id: int) -> int:
     os.environ.setdefault(EXPERIMENT_SAVE_PERIOD_ENV, EXPERIMENT_SAVE_PERIOD_S)
     spill_dir = settings.home / "spill"
     try:
-        study = validate_study(spec_from_mapping(dict(record.spec)))
         ray.init(log_to_driver=False)
         resources = ray.cluster_resources()
         capacity = ClusterCapacity(cpus=resources.get("CPU", 0.0), gpus=resources.get("GPU", 0.0))
@@ -106,32 +121,8 @@ def run_study(study_id: int) -> int:
                 writer, on_restored=lambda known: _discard_lost_trials(store, study_id, known)
             )
         )
-        experiment_path = f"{settings.resolved_storage_path}/{experiment_name(study_id)}"
-        tuner = restore_tuner(study, experiment_path) if record.restarts else None
-        if tuner is not None:
-            log.info(
-                "study %s: resuming from %s (restart %d)",
-                study_id,
-                experiment_path,
-                record.restarts,
-            )
-        else:
-            if record.restarts:
-                # The dead run saved no experiment state: its open trials will not go on.
-                _discard_lost_trials(store, study_id, known=set())
-            tuner = build_tuner(
-                study,
-                study_id=study_id,
-                capacity=capacity,
-                storage_path=settings.resolved_storage_path,
-                callbacks=[
-                    StoreCallback(
-                        writer, study.space.normalize, iterations_of=study.planned_iterations
-                    )
-                ],
-            )
         _stop_gracefully_on_sigterm()
-        results = tuner.fit()
+        outcome = _run_segments(store, study_id, writer, capacity)
     except BaseException as error:  # the study failed: record why, then exit non-zero
         text = "".join(traceback.format_exception(error))
         if writer is not None:
@@ -145,20 +136,151 @@ def run_study(study_id: int) -> int:
     writer.close()
     replay_spill_files(store, study_id, spill_dir)
     call_with_retry(close_open_trials, store, study_id, TrialState.PRUNED)
-    if results.num_errors and results.num_errors == len(results):
-        first = results.errors[0]
-        _finish(
-            store, study_id, StudyStatus.FAILED, error=f"every trial failed; the first: {first}"
+    return outcome
+
+
+def _run_segments(
+    store: StudyStore, study_id: int, writer: BatchingStoreWriter, capacity: ClusterCapacity
+) -> int:
+    """Run the study's experiment, then a warm-started one for each time its targets
+    were raised while it ran, until they are met; record the outcome. Returns the
+    runner's exit code."""
+    from service.runner.segments import plan_segment
+    from service.runner.tuner_builder import restore_tuner
+    from service.runner.warm_start import experiment_path
+
+    settings = get_settings()
+    storage_path = settings.resolved_storage_path
+    first_error: str | None = None
+    while True:
+        record = call_with_retry(store.get_study, study_id)
+        if record.status.is_terminal:  # stopped meanwhile: that outcome stands
+            return 0
+        study = _validated(record)
+        segment = record.segments_done
+        path = experiment_path(storage_path, study_id, segment)
+        trials_before = _trial_count(store, study_id)
+        tuner = restore_tuner(study, path)
+        if tuner is not None:
+            log.info("study %s: resuming run %d from %s (restart %d)",
+                     study_id, segment, path, record.restarts)  # fmt: skip
+        else:
+            plan = plan_segment(record, trials_before)
+            if plan is None:
+                if _complete(store, study_id, record.extensions, first_error):
+                    return 0 if first_error is None else 1
+                continue  # extended meanwhile: read the new targets
+            if record.restarts or segment:
+                # Trials left open by a dead run that saved no experiment state.
+                _discard_lost_trials(store, study_id, known=set())
+            tuner = _build_segment(study, record, plan, capacity, writer, storage_path)
+        started = time.monotonic()
+        results = tuner.fit()
+        writer.flush(timeout_s=10.0)
+        call_with_retry(close_open_trials, store, study_id, TrialState.PRUNED)
+        call_with_retry(
+            store.end_segment, study_id, segment=segment, seconds=time.monotonic() - started
         )
-        return 1
+        if results.num_errors and results.num_errors == len(results):
+            first_error = f"every trial failed; the first: {results.errors[0]}"
+        elif len(results):
+            first_error = None
+        # A later run that started no trial would be followed by another just like it.
+        stuck = segment > 0 and _trial_count(store, study_id) == trials_before
+        if stuck and _complete(store, study_id, record.extensions, first_error, force=True):
+            return 0 if first_error is None else 1
+
+
+def _validated(record: StudyRecord) -> ValidatedStudy:
+    from service.spec import spec_from_mapping
+    from service.validation import validate_study
+
+    return validate_study(spec_from_mapping(dict(record.spec)))
+
+
+def _build_segment(
+    study: ValidatedStudy,
+    record: StudyRecord,
+    plan: SegmentPlan,
+    capacity: ClusterCapacity,
+    writer: BatchingStoreWriter,
+    storage_path: str,
+) -> tune.Tuner:
+    from service.extension import WARM_START_ALGORITHMS
+    from service.runner.callback import StoreCallback
+    from service.runner.tuner_builder import build_tuner
+    from service.runner.warm_start import latest_searcher_state
+
+    state = None
+    model_based = study.spec.algorithm.name in WARM_START_ALGORITHMS  # random: a new seed
+    if model_based and plan.segment > 0:  # go on from this study's own last run
+        state = latest_searcher_state(storage_path, record.id, plan.segment - 1)
+    elif model_based and study.spec.warm_start_from is not None:
+        source = study.spec.warm_start_from
+        state = latest_searcher_state(storage_path, source, _last_segment_of(source))
+    if model_based and state is None and (plan.segment or study.spec.warm_start_from):
+        log.warning("study %s: no saved searcher state to warm-start from", record.id)
+    log.info(
+        "study %s: run %d, %d trials, time budget %s, warm start %s",
+        record.id, plan.segment, plan.num_samples, plan.time_budget_s, state,
+    )  # fmt: skip
+    return build_tuner(
+        study,
+        study_id=record.id,
+        capacity=capacity,
+        storage_path=storage_path,
+        callbacks=[
+            StoreCallback(writer, study.space.normalize, iterations_of=study.planned_iterations)
+        ],
+        segment=plan.segment,
+        num_samples=plan.num_samples,
+        time_budget_s=plan.time_budget_s,
+        searcher_state=state,
+    )
+
+
+def _last_segment_of(study_id: int) -> int:
+    settings = get_settings()
+    store = call_with_retry(open_store, settings.resolved_database_url)
+    try:
+        return call_with_retry(store.get_study, study_id).segments_done
+    except StudyNotFound:
+        return 0
+    finally:
+        store.close()
+
+
+def _trial_count(store: StudyStore, study_id: int) -> int:
+    return sum(call_with_retry(store.summarize_study, study_id).trial_counts.values())
+
+
+def _complete(
+    store: StudyStore,
+    study_id: int,
+    extensions: int,
+    first_error: str | None,
+    *,
+    force: bool = False,
+) -> bool:
+    """End the study (COMPLETED, or FAILED when every trial failed) unless its targets
+    were raised since they were read (then False: run again). ``force``: end it all the
+    same."""
     counts = call_with_retry(store.summarize_study, study_id).trial_counts
-    if counts.get(TrialState.ERROR.value) and counts[TrialState.ERROR.value] == sum(
-        counts.values()
-    ):
-        _finish(store, study_id, StudyStatus.FAILED, error="every trial failed")
-        return 1
-    _finish(store, study_id, StudyStatus.COMPLETED)
-    return 0
+    errors = counts.get(TrialState.ERROR.value, 0)
+    if first_error is None and errors and errors == sum(counts.values()):
+        first_error = "every trial failed"
+    status = StudyStatus.FAILED if first_error else StudyStatus.COMPLETED
+    try:
+        _finish(
+            store,
+            study_id,
+            status,
+            error=first_error,
+            if_extensions=None if force else extensions,
+        )
+    except StudyExtended:
+        return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,9 @@ Rules every implementation keeps (the contract tests in tests/store check them):
 - Every status change, trial creation or trial state change and stored result appends an
   event in the same transaction; a study's events have increasing ids in commit order
   and ids are never reused, so "events after id N" is a complete, duplicate-free resume.
+- The one way back from a terminal state is :meth:`StudyStore.extend_study` (a COMPLETED
+  or STOPPED study whose targets are raised becomes PENDING again); every other
+  terminal state is final.
 - A finished trial (TERMINATED, ERROR, PRUNED) may only move to another finished state
   when a late status arrives; it never goes back to PENDING/RUNNING.
 - Every study has an owner. Reads that take ``owner`` answer StudyNotFound for a study
@@ -52,6 +55,9 @@ class StudyRecord:
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     restarts: int = 0  # times its Ray job was resubmitted after dying
+    extensions: int = 0  # times its num_samples / time_budget_s were raised (extend)
+    segments_done: int = 0  # runs (one Tune experiment each) that ended
+    run_seconds: float = 0.0  # wall time of those runs, in all
 
 
 @dataclass(frozen=True)
@@ -185,11 +191,32 @@ class StudyStore(abc.ABC):
 
     @abc.abstractmethod
     def transition_study(
-        self, study_id: int, to: StudyStatus, *, error: str | None = None
+        self,
+        study_id: int,
+        to: StudyStatus,
+        *,
+        error: str | None = None,
+        if_extensions: int | None = None,
     ) -> StudyRecord:
-        """The one way a study's status changes. Sets started_at on RUNNING and
-        finished_at on a terminal state. A transition to the current state is a no-op.
-        Raises StudyNotFound, InvalidTransition."""
+        """The one way a study's status changes (besides :meth:`extend_study`). Sets
+        started_at on RUNNING and finished_at on a terminal state. A transition to the
+        current state is a no-op. ``if_extensions``: only if the study's ``extensions``
+        still equal it (a runner ending a study it read the targets of), else raises
+        StudyExtended. Raises StudyNotFound, InvalidTransition."""
+
+    @abc.abstractmethod
+    def extend_study(self, study_id: int, *, spec: Mapping[str, Any], note: str) -> StudyRecord:
+        """Raise a study's targets: store ``spec`` (its new num_samples / time budget) and
+        count an extension, atomically. A PENDING or RUNNING study keeps its status (its
+        runner reads the new targets when its run ends); a COMPLETED or STOPPED one
+        becomes PENDING again, without a Ray job (the caller launches one). Appends a
+        study event with ``note``. Raises StudyNotFound, InvalidTransition (FAILED)."""
+
+    @abc.abstractmethod
+    def end_segment(self, study_id: int, *, segment: int, seconds: float) -> StudyRecord:
+        """Record that run ``segment`` of the study ended after ``seconds``: segments_done
+        becomes ``segment + 1`` and run_seconds grows (once per segment: a repeat is a
+        no-op). Raises StudyNotFound."""
 
     @abc.abstractmethod
     def set_ray_job(self, study_id: int, *, job_id: str, dashboard_url: str | None) -> None:

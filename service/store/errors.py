@@ -49,5 +49,15 @@ class InvalidTransition(StoreError):
         self.wanted = wanted
 
 
+class StudyExtended(StoreError):
+    """A runner tried to end a study whose targets were raised since it last read them:
+    it must read them again and go on."""
+
+    def __init__(self, study_id: int, extensions: int) -> None:
+        super().__init__(f"study {study_id} was extended (now {extensions} extensions)")
+        self.study_id = study_id
+        self.extensions = extensions
+
+
 class StoreUnavailable(StoreError):
     """The database could not be reached or answered with an operational error."""

@@ -56,3 +56,12 @@ def freeze(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return FrozenList(freeze(v) for v in value)
     return value
+
+
+def thaw(value: Any) -> Any:
+    """A plain, mutable deep copy of a (frozen) JSON value."""
+    if isinstance(value, Mapping):
+        return {str(k): thaw(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [thaw(v) for v in value]
+    return value

@@ -99,6 +99,11 @@ class Study(Base):
     num_results: Mapped[int] = mapped_column(BigInteger, default=0)
     # Times the study's Ray job was resubmitted after it died.
     restarts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Continuation (POST /studies/{id}/extend): how often its targets were raised, how
+    # many runs ("segments", one Tune experiment each) ended, and their seconds in all.
+    extensions: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    segments_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    run_seconds: Mapped[float] = mapped_column(Double, default=0.0, server_default="0")
     created_at: Mapped[dt.datetime]
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]

@@ -25,6 +25,9 @@ def study_record(row: Any) -> StudyRecord:
         started_at=row.started_at,
         finished_at=row.finished_at,
         restarts=row.restarts or 0,
+        extensions=row.extensions or 0,
+        segments_done=row.segments_done or 0,
+        run_seconds=float(row.run_seconds or 0.0),
     )
 
 

@@ -58,6 +58,7 @@ from service.store.engine import create_store_engine, writer
 from service.store.errors import (
     InvalidTransition,
     StoreUnavailable,
+    StudyExtended,
     StudyNotFound,
     TokenExists,
     TokenNotFound,
@@ -193,11 +194,18 @@ class SqlStudyStore(StudyStore):
         return Page(items=tuple(items), total=total, limit=limit, offset=offset)
 
     def transition_study(
-        self, study_id: int, to: StudyStatus, *, error: str | None = None
+        self,
+        study_id: int,
+        to: StudyStatus,
+        *,
+        error: str | None = None,
+        if_extensions: int | None = None,
     ) -> StudyRecord:
         wanted = StudyStatus(to)
         with self._session(write=True) as session:
             row = _study_row(session, study_id, lock=True)
+            if if_extensions is not None and (row.extensions or 0) != if_extensions:
+                raise StudyExtended(study_id, row.extensions)
             current = StudyStatus(row.status)
             if current == wanted:
                 return to_record.study_record(row)
@@ -216,6 +224,53 @@ class SqlStudyStore(StudyStore):
                 .returning(*STUDIES.c)
             ).one()
             eventlog.append(session, [eventlog.study_event(study_id, wanted.value, error)])
+            return to_record.study_record(updated)
+
+    def extend_study(self, study_id: int, *, spec: Mapping[str, Any], note: str) -> StudyRecord:
+        with self._session(write=True) as session:
+            row = _study_row(session, study_id, lock=True)
+            current = StudyStatus(row.status)
+            if current == StudyStatus.FAILED:
+                raise InvalidTransition(study_id, current.value, "extended")
+            values: dict[str, Any] = {
+                "spec": dict(spec),
+                "extensions": STUDIES.c.extensions + 1,
+                "revision": STUDIES.c.revision + 1,
+            }
+            status = current
+            if current.is_terminal:  # reopened: the caller launches its next run
+                status = StudyStatus.PENDING
+                values.update(
+                    status=status.value,
+                    finished_at=None,
+                    error=None,
+                    ray_job_id=None,
+                    ray_dashboard_url=None,
+                )
+            updated = session.execute(
+                update(STUDIES)
+                .where(STUDIES.c.id == study_id)
+                .values(**values)
+                .returning(*STUDIES.c)
+            ).one()
+            eventlog.append(session, [eventlog.study_event(study_id, status.value, note)])
+            return to_record.study_record(updated)
+
+    def end_segment(self, study_id: int, *, segment: int, seconds: float) -> StudyRecord:
+        with self._session(write=True) as session:
+            row = _study_row(session, study_id, lock=True)
+            if (row.segments_done or 0) > segment:
+                return to_record.study_record(row)  # recorded already (a retried call)
+            updated = session.execute(
+                update(STUDIES)
+                .where(STUDIES.c.id == study_id)
+                .values(
+                    segments_done=segment + 1,
+                    run_seconds=STUDIES.c.run_seconds + max(0.0, float(seconds)),
+                    revision=STUDIES.c.revision + 1,
+                )
+                .returning(*STUDIES.c)
+            ).one()
             return to_record.study_record(updated)
 
     def set_ray_job(self, study_id: int, *, job_id: str, dashboard_url: str | None) -> None:

@@ -129,10 +129,15 @@ def test_body_too_large_is_413(live_service: LiveService) -> None:
         ("DELETE", "/api/v1/studies/999999"),
         ("GET", "/api/v1/studies/999999/trials"),
         ("GET", "/api/v1/studies/999999/trials/abc/results"),
+        ("POST", "/api/v1/studies/999999/extend"),
+        ("GET", "/api/v1/studies/999999/best"),
+        ("GET", "/api/v1/comparisons/999999"),
+        ("GET", "/api/v1/comparisons/999999/report"),
+        ("GET", "/api/v1/comparisons/999999/chart.png"),
     ],
 )
 def test_unknown_study_is_404(live_service: LiveService, method: str, path: str) -> None:
-    answer = httpx.request(method, f"{live_service.url}{path}")
+    answer = httpx.request(method, f"{live_service.url}{path}", json={"num_samples": 5})
     assert answer.status_code == 404
     assert "999999" in answer.json()["detail"]
 
@@ -152,3 +157,59 @@ def test_probes_and_docs(live_service: LiveService) -> None:
     assert "/api/v1/studies/{study_id}/trials/{trial_id}/results" in schema["paths"]
     names = [t["name"] for t in httpx.get(f"{live_service.url}/api/v1/trainables").json()]
     assert {"branin", "hartmann6", "mlp_digits", "noop"} <= set(names)
+
+
+COMPARISON = {
+    "name": "cmp",
+    "trainable": "transformer_lm",
+    "baseline": {"evals": 2},
+    "variants": {"bf16": {"precision": "bf16"}},
+    "repeats": 3,
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "loc", "words"),
+    [
+        (
+            {**COMPARISON, "variants": {"fp8": {"precision": "fp8"}}},
+            "body.variants.fp8.precision",
+            "one of",
+        ),
+        ({**COMPARISON, "baseline": {"lr": -1}}, "body.baseline.lr", ""),
+        ({**COMPARISON, "repeats": 1}, "body.repeats", ""),
+        ({**COMPARISON, "variants": {"x": {}}}, "body.variants.x", "changes nothing"),
+        (
+            {**COMPARISON, "trainable": "branin", "variants": {"x": {"epochs": 2}}},
+            "body.seed_key",
+            "no config key",
+        ),
+        ({**COMPARISON, "trainable": "nope"}, "body.trainable", "unknown trainable"),
+    ],
+)
+def test_invalid_comparison_is_422_with_the_field_path(
+    live_service: LiveService, body: dict[str, Any], loc: str, words: str
+) -> None:
+    before = httpx.get(f"{live_service.url}/api/v1/studies").json()["total"]
+    answer = httpx.post(f"{live_service.url}/api/v1/comparisons", json=body, timeout=30)
+    found = locs(answer)
+    assert any(item.startswith(loc) for item in found), (loc, found)
+    assert words in json.dumps(answer.json()["detail"])
+    assert httpx.get(f"{live_service.url}/api/v1/studies").json()["total"] == before
+
+
+def test_extend_errors_name_the_problem(live_service: LiveService) -> None:
+    space = {"x1": {"type": "grid", "values": [1, 2]}, "x2": {"type": "choice", "values": [3]}}
+    grid = good_spec(name="grid", algorithm={"name": "grid"}, search_space=space, num_samples=1)
+    created = httpx.post(f"{live_service.url}/api/v1/studies", json=grid, timeout=30).json()
+    url = f"{live_service.url}/api/v1/studies/{created['id']}"
+    assert locs(httpx.post(f"{url}/extend", json={})) == ["body"]
+    assert locs(httpx.post(f"{url}/extend", json={"num_samples": 0})) == ["body.num_samples"]
+    assert locs(httpx.post(f"{url}/extend", json={"num_samples": 5, "x": 1})) == ["body.x"]
+    # A grid has run its points: raising num_samples would run them again.
+    answer = httpx.post(f"{url}/extend", json={"num_samples": 5})
+    assert answer.status_code == 409 and "grid" in answer.json()["detail"]
+    # Not a comparison: the comparison routes do not know it.
+    answer = httpx.get(f"{live_service.url}/api/v1/comparisons/{created['id']}")
+    assert answer.status_code == 404 and "not one" in answer.json()["detail"]
+    assert httpx.get(url).json()["budget"] == 2  # nothing changed

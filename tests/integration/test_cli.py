@@ -64,6 +64,20 @@ def test_submit_follow_show_studies_trials(live_service: LiveService, tmp_path: 
     assert "409" in stopped.stderr and "COMPLETED" in stopped.stderr
     assert "Traceback" not in stopped.stderr
 
+    # Its best config as JSON; then two more trials, followed to the end.
+    best = hpo("best", str(study_id), url=live_service.url)
+    assert best.returncode == 0, best.stderr
+    found = yaml.safe_load(best.stdout)
+    assert found["study_id"] == study_id and {"x1", "x2"} <= set(found["config"])
+    extended = hpo("extend", str(study_id), "--num-samples", "8", "-f", url=live_service.url)
+    assert extended.returncode == 0, extended.stdout + extended.stderr
+    assert "extended to 8 trials" in extended.stdout and "8/8" in extended.stdout
+    not_raised = hpo("extend", str(study_id), "-n", "8", url=live_service.url)
+    assert not_raised.returncode == 1 and "num_samples" in not_raised.stderr
+    assert hpo("extend", str(study_id), url=live_service.url).returncode == 2
+    not_a_comparison = hpo("report", str(study_id), url=live_service.url)
+    assert not_a_comparison.returncode == 1 and "404" in not_a_comparison.stderr
+
 
 def test_bad_spec_file_gets_the_field_path(live_service: LiveService, tmp_path: Path) -> None:
     path = tmp_path / "bad.yaml"
@@ -74,6 +88,11 @@ def test_bad_spec_file_gets_the_field_path(live_service: LiveService, tmp_path: 
     assert done.returncode == 1
     assert "search_space.x1" in done.stderr
     assert "Traceback" not in done.stderr
+    comparison = tmp_path / "compare.yaml"
+    comparison.write_text("name: c\ntrainable: transformer_lm\nvariants: {fp8: {precision: fp8}}\n")
+    done = hpo("compare", str(comparison), url=live_service.url)
+    assert done.returncode == 1
+    assert "variants.fp8.precision" in done.stderr and "Traceback" not in done.stderr
 
 
 def test_unknown_study_and_no_service_are_messages(live_service: LiveService) -> None:

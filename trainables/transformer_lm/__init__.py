@@ -16,7 +16,7 @@ PRESET = "transformer_playbook"
 EVERY_EVALUATION = (
     "train_loss", "val_loss", "val_ppl", "val_accuracy", "val_f1", "grad_norm",
     "update_ratio", "lr", "tokens_per_s", "step_time_s", "peak_mem_mb", "mfu", "latency_ms",
-    "params", "evaluation", "step", "pbt_exploits",
+    "params", "evaluation", "step", "pbt_exploits", "train_time_s",
 )  # fmt: skip
 # What PBT may change in a trial that continues another's weights: not the model's shape.
 PBT_MUTABLE = frozenset(

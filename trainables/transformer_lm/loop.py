@@ -56,6 +56,7 @@ class TrainingState:
     evals_done: int = 0
     lineage: str | None = None  # the trial whose run wrote the checkpoint
     exploits: int = 0  # times this run continued another trial's checkpoint (PBT)
+    train_seconds: float = 0.0  # wall time of the optimizer steps so far (no evaluation)
 
 
 def gpu_peak_flops(device: torch.device) -> float | None:
@@ -184,6 +185,7 @@ def train(
         model.load_state_dict(resume["model"])
         progress = TrainingState(
             evals_done=int(resume["evals_done"]),
+            train_seconds=float(resume.get("train_seconds", 0.0)),
             lineage=trial_tag,
             exploits=int(resume.get("exploits", 0))
             + int(resume.get("lineage") not in (None, trial_tag)),
@@ -224,8 +226,10 @@ def train(
             hp, runnable, optimizer, scaler, train_data, topology, device, autocast,
             first_step=evaluation * hp.steps_per_eval, total_steps=total_steps,
         )  # fmt: skip
+        progress.train_seconds += interval["step_time_s"] * hp.steps_per_eval
         metrics: dict[str, Any] = {
             "evaluation": evaluation + 1,
+            "train_time_s": progress.train_seconds,
             "step": (evaluation + 1) * hp.steps_per_eval,
             **interval,
             # Measured on the uncompiled model: other shapes and no_grad would each make
@@ -326,6 +330,7 @@ def _checkpoint(
         "evals_done": progress.evals_done,
         "lineage": progress.lineage,
         "exploits": progress.exploits,
+        "train_seconds": progress.train_seconds,
     }
 
 

@@ -8,6 +8,7 @@ owner and admin rights are checked on every request all the same.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request, Response, status
@@ -32,6 +33,7 @@ from service.api.documents import (
 )
 from service.api.limits import BodyTooLarge
 from service.api.schemas import (
+    BestTrialPublic,
     ResultPublic,
     StudyList,
     StudyPublic,
@@ -39,6 +41,7 @@ from service.api.schemas import (
     TrialPublic,
     TrialResults,
 )
+from service.extension import ExtendRequest
 from service.spec import parse_spec_document
 from service.store import StudyNotFound, StudyStatus, TrialState
 
@@ -149,6 +152,34 @@ def stop_study(study: VisibleStudyDep, studies: StudiesDep, cache: StudyCacheDep
     cache.invalidate(study.id)
     studies.stop(study.id)
     return json_response(build_study_entry(cache, study.id).body)
+
+
+@router.post(
+    "/{study_id}/extend",
+    response_model=StudyPublic,
+    responses={
+        404: {},
+        409: {"description": "the study cannot go on (a grid, a failed study)"},
+        422: {"description": "a target that is not raised, with the field path"},
+        503: {"description": "the Ray cluster or the database is unavailable"},
+    },
+)
+def extend_study(
+    body: ExtendRequest, study: VisibleStudyDep, studies: StudiesDep, cache: StudyCacheDep
+) -> Response:
+    """Raise the study's ``num_samples`` and/or ``time_budget_s`` (new totals). A running
+    study goes on when its current run ends; a finished one runs again. Either way its
+    searcher goes on from every trial it has run (no finished configuration again)."""
+    cache.invalidate(study.id)
+    studies.extend(study.id, body)
+    return json_response(build_study_entry(cache, study.id).body)
+
+
+@router.get("/{study_id}/best", response_model=BestTrialPublic, responses={404: {}})
+def best_trial(study_id: VisibleStudyIdDep, studies: StudiesDep) -> BestTrialPublic:
+    """The best trial's config, ready to post back as a new study's ``config`` or a
+    comparison's ``baseline``, with its value and metrics. 404 while no trial has one."""
+    return BestTrialPublic(**asdict(studies.best(study_id)))
 
 
 @router.delete("/{study_id}", status_code=status.HTTP_204_NO_CONTENT, responses={404: {}, 409: {}})

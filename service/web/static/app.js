@@ -535,6 +535,37 @@
         : el("span", { text: "-" })));
   }
 
+  // --- comparison report (a study made by POST /comparisons) ---------------------------
+  function signed(value) {
+    if (value == null) return "n/a";
+    const digits = Math.abs(value) < 0.1 && value !== 0 ? 4 : 2;
+    return (value >= 0 ? "+" : "") + value.toFixed(digits);
+  }
+  async function drawComparison(box, chartBox, id, finished) {
+    const comparison = await getJSON(`${API}/comparisons/${id}`, true);
+    const report = comparison.report;
+    const head = el("tr", {}, el("th", { text: `variant vs ${report.baseline}` }), el("th", { text: "runs" }),
+      report.metrics.map((m) => el("th", { text: m.label })));
+    const rows = report.rows.map((row) => el("tr", { class: "variant" },
+      el("td", { text: row.variant }),
+      el("td", { class: "num", text: `${row.seeds - row.failed}/${comparison.repeats}` }),
+      report.metrics.map((m) => {
+        const c = row.metrics[m.key];
+        if (!c || c.delta == null) return el("td", { class: "num muted", text: "n/a" });
+        const interval = c.ci_low == null ? ` (n=${c.n})` : ` [${signed(c.ci_low)}, ${signed(c.ci_high)}]`;
+        return el("td", { class: c.significant ? "num significant" : "num", "data-metric": m.key },
+          signed(c.delta) + interval + (c.significant ? " *" : ""));
+      })));
+    box.replaceChildren(
+      el("table", { id: "comparison-table" }, el("thead", {}, head), el("tbody", {}, rows)),
+      el("p", { class: "note", text: `difference to ${report.baseline} over seeds (paired), mean and 95 % t-interval; * the interval excludes 0; points = percentage points` }),
+      report.notes.length ? el("ul", { class: "note" }, report.notes.map((n) => el("li", { text: n }))) : null,
+      el("p", {}, "download: ",
+        ["markdown", "csv", "json"].map((f) => [el("a", { href: `${API}/comparisons/${id}/report?format=${f}`, text: f }), " "])));
+    chartBox.replaceChildren(el("img", { id: "comparison-chart", alt: "deltas per variant and metric",
+      src: `${API}/comparisons/${id}/chart.png?finished=${finished}`, style: "max-width:100%" }));
+  }
+
   async function studyPage(id) {
     const snapshot = await getJSON(`${API}/studies/${id}/snapshot`);
     timings.snapshotLoaded = performance.now() - timings.start;
@@ -550,12 +581,16 @@
       parallel: el("canvas", { id: "parallel", class: "pc" }),
       importance: el("div", { id: "importance", class: "importance" }),
       table: el("div", { id: "trials" }),
+      comparison: el("div", { id: "comparison" }),
+      comparisonChart: el("div", {}),
     };
+    const isComparison = Boolean(study.info.spec && study.info.spec.comparison);
     app.replaceChildren(
       el("p", {}, el("a", { href: "/", id: "back", text: "← all studies" })),
       el("h1", { id: "study-name", text: `${study.info.name} (study ${id})` }),
       parts.header,
       el("div", { class: "grid" },
+        isComparison ? el("div", { class: "card wide" }, el("h2", { text: "Comparison" }), parts.comparison, parts.comparisonChart) : null,
         el("div", { class: "card wide" }, el("h2", { text: "Learning curves" }), parts.curves, legend, parts.curvesNote),
         el("div", { class: "card" }, el("h2", { text: "Best so far" }), parts.best),
         el("div", { class: "card" }, el("h2", { text: "Parameter importance" }), parts.importance,
@@ -568,9 +603,18 @@
         : drawServerTable(parts.table, study, view).catch(() => {})),
     };
     let plots = { curves: null, best: null };
+    let comparedAt = -1;
     function renderFast() {
       parts.header.replaceChildren(facts(study));
       view.redraw();
+      // The report changes when a run finishes: fetch it again then, not on every result.
+      const finished = study.complete ? study.finishedOrder.length : finishedCount(study.info.trial_counts || {});
+      if (isComparison && finished !== comparedAt) {
+        comparedAt = finished;
+        drawComparison(parts.comparison, parts.comparisonChart, id, finished).catch((error) => {
+          parts.comparison.replaceChildren(el("p", { class: "error", text: String(error) }));
+        });
+      }
     }
     function renderCharts() {
       const trials = study.list();
