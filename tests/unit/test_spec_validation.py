@@ -132,6 +132,10 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yam
 @pytest.mark.parametrize("path", EXAMPLES, ids=[path.stem for path in EXAMPLES])
 def test_every_example_is_a_valid_study(path: Path) -> None:
     document = parse_spec_document(path.read_bytes(), "application/yaml")
+    if path.stem.startswith("compare-"):  # a comparison: check the study it runs
+        from service.comparisons.spec import parse_comparison, study_document
+
+        document = study_document(parse_comparison(document))
     spec = spec_from_mapping(document)
     gpu = spec.resources.use_gpu
     # The CPU examples fit this project's 4-CPU test cluster; the GPU ones a 2-GPU node.
