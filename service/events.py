@@ -189,12 +189,15 @@ class EventHub:
 def _catch_up(records: Sequence[EventRecord], cursor: int, floor: int) -> tuple[bytes, int, bool]:
     """Events read from the store up to the feed's floor: (chunk, new cursor, ended)."""
     parts: list[bytes] = []
-    for record in records:
+    for index, record in enumerate(records):
         if record.id > floor:
             return b"".join(parts), floor, False
         parts.append(encode(record))
         cursor = record.id
-        if is_terminal(record):
+        # The study's last event ends the stream; a terminal one that is followed by
+        # more (the study was extended and went on) does not.
+        last = index == len(records) - 1 and len(records) < CATCH_UP_PAGE
+        if is_terminal(record) and last:
             return b"".join(parts), cursor, True
     if len(records) < CATCH_UP_PAGE:  # nothing more before the floor
         cursor = max(cursor, floor)
