@@ -249,7 +249,7 @@ class HpoClient:
         last_event_id: int | None = None,
         reconnect_for_s: float = 60.0,
     ) -> Iterator[StudyEvent]:
-        """Follow a study's event stream (SSE) until its terminal ``study`` event. A
+        """Follow a study's event stream (SSE) until it ends with a terminal ``study`` event. A
         dropped connection (or a restarting service) is resumed with ``Last-Event-ID``,
         for up to ``reconnect_for_s`` without an answer, so no event comes twice."""
         cursor = last_event_id
@@ -266,14 +266,18 @@ class HpoClient:
                         src.response.read()
                         raise ApiError(src.response.status_code, _detail(src.response))
                     failing_since = None
+                    ended = False
                     for sse in src.iter_sse():
                         if sse.event not in EVENT_KINDS or not sse.data:
                             continue  # a heartbeat (httpx-sse repeats the last id for it)
                         event = StudyEvent(int(sse.id), sse.event, json.loads(sse.data))
                         cursor = event.id
                         yield event
-                        if event.is_terminal:
-                            return
+                        # The service ends the stream after the study's last terminal
+                        # event; an extended study's earlier one is followed by more.
+                        ended = event.is_terminal
+                    if ended:
+                        return
             except httpx.TransportError as error:
                 failing_since = failing_since or time.monotonic()
                 if time.monotonic() - failing_since > reconnect_for_s:
