@@ -55,6 +55,7 @@ KEEP_TRAIN_CHECKPOINTS = 4
 # unless the operator set it; the controller inherits the trial process's RAY_TRAIN_* vars.
 TRAIN_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 TRAIN_POLL_S = 0.5
+PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
 _POLL_S = 0.5
 _ABORT_TIMEOUT_S = 30.0
 
@@ -139,6 +140,10 @@ def fit_in_tune(
 ) -> None:
     """Fit a ``TorchTrainer`` inside the current Tune trial, reporting every result to Tune."""
     os.environ.setdefault(TRAIN_POLL_ENV, str(TRAIN_POLL_S))
+    # Ray Train starts a preemption-watcher actor (one more process) for every run; a
+    # trial starts a run each time it starts or resumes. Off unless the cluster's
+    # environment turns it on (Train passes this variable on to its controller).
+    os.environ.setdefault(PREEMPTION_WATCHER_ENV, "0")
     storage_path, filesystem = train_storage()
     resume = pointer_checkpoint.resume_point(filesystem)
     iteration = resume.iteration if resume else 0
