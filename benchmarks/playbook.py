@@ -123,6 +123,8 @@ def claims_table(report: dict[str, Any]) -> str:
                     measured += f" [{cell['ci_low']:+.2f}, {cell['ci_high']:+.2f}]"
                 measured += " *" if cell.get("significant") else ""
             lines.append(f"| {variant} | {labels.get(key, key)} | {claim} | {measured} |")
+    if len(lines) == 2:
+        return "None of the playbook's claimed variants (bf16, window) is in this comparison."
     return "\n".join(lines)
 
 
@@ -201,7 +203,8 @@ def main() -> int:
         "",
         "Accuracy is in percentage points of next-byte accuracy; the playbook's accuracy",
         "figures are read as points too. Training time is the optimizer steps' wall time",
-        "(no evaluation); memory is the GPU's peak allocated memory of the run.",
+        "(no evaluation); memory is the run's peak allocated GPU memory (on CPU: the",
+        "worker process's peak resident memory).",
         "",
         "## The means behind the deltas",
         "",
