@@ -50,13 +50,7 @@ test-deploy: $(STAMP)
 
 bench: $(STAMP) system-deps
 	$(PY) -c "import optuna, matplotlib" 2>/dev/null || $(PIP) install -q -e ".[bench]"
-	$(PY) benchmarks/overhead.py $(if $(QUICK),--quick)
-	$(PY) benchmarks/stream.py $(if $(QUICK),--quick)
-	$(PY) benchmarks/store_scale.py $(if $(QUICK),--quick)
-	$(PY) benchmarks/api_throughput.py $(if $(QUICK),--quick)
-	$(PY) benchmarks/train_gpu.py cpu $(if $(QUICK),--quick)
-	$(PY) benchmarks/first_result.py $(if $(QUICK),--quick)
-	$(PY) benchmarks/search_quality.py $(if $(QUICK),--quick)
+	$(PY) benchmarks/run_all.py $(if $(QUICK),--quick)
 
 clean:
 	rm -rf $(VENV) .hpo .pytest_cache .mypy_cache .ruff_cache

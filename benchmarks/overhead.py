@@ -255,13 +255,13 @@ def main() -> int:
     parser.add_argument("--trials", type=int, default=2000, help="function-trial variant")
     parser.add_argument("--train-trials", type=int, default=40, help="2-worker Train variant")
     parser.add_argument("--only", choices=("function", "train"), help="run one variant")
-    parser.add_argument("--quick", action="store_true", help="20 function trials; no train variant")
+    parser.add_argument("--quick", action="store_true", help="10 function trials; no train variant")
     parser.add_argument(
         "--out", type=Path, default=REPO / "benchmarks" / "results" / "overhead.json"
     )
     args = parser.parse_args()
     variants = [
-        Variant("function", "noop", 20 if args.quick else args.trials, CLUSTER_CPUS, 0),
+        Variant("function", "noop", 10 if args.quick else args.trials, CLUSTER_CPUS, 0),
         Variant(
             "train",
             "noop_train",
@@ -270,7 +270,7 @@ def main() -> int:
             TRAIN_WORKERS,
         ),
     ]
-    if args.quick:  # the quick suite measures a Train trial's start in first_result.py
+    if args.quick:  # the quick suite times a Train run's start in train_gpu.py cpu
         variants = variants[:1]
     variants = [v for v in variants if args.only in (None, v.name)]
 
