@@ -135,7 +135,8 @@ def run_study(study_id: int) -> int:
         return 1
     writer.close()
     replay_spill_files(store, study_id, spill_dir)
-    call_with_retry(close_open_trials, store, study_id, TrialState.PRUNED)
+    # Open trials were closed after each run. Not again here: once the study is
+    # COMPLETED it may be extended, and the next run's trials must not be touched.
     return outcome
 
 
