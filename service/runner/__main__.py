@@ -174,7 +174,7 @@ def _run_segments(
             if record.restarts or segment:
                 # Trials left open by a dead run that saved no experiment state.
                 _discard_lost_trials(store, study_id, known=set())
-            tuner = _build_segment(study, record, plan, capacity, writer, storage_path)
+            tuner = _build_segment(store, study, record, plan, capacity, writer)
         started = time.monotonic()
         results = tuner.fit()
         writer.flush(timeout_s=10.0)
@@ -200,25 +200,30 @@ def _validated(record: StudyRecord) -> ValidatedStudy:
 
 
 def _build_segment(
+    store: StudyStore,
     study: ValidatedStudy,
     record: StudyRecord,
     plan: SegmentPlan,
     capacity: ClusterCapacity,
     writer: BatchingStoreWriter,
-    storage_path: str,
 ) -> tune.Tuner:
     from service.extension import WARM_START_ALGORITHMS
     from service.runner.callback import StoreCallback
     from service.runner.tuner_builder import build_tuner
     from service.runner.warm_start import latest_searcher_state
 
+    storage_path = get_settings().resolved_storage_path
     state = None
     model_based = study.spec.algorithm.name in WARM_START_ALGORITHMS  # random: a new seed
     if model_based and plan.segment > 0:  # go on from this study's own last run
         state = latest_searcher_state(storage_path, record.id, plan.segment - 1)
     elif model_based and study.spec.warm_start_from is not None:
         source = study.spec.warm_start_from
-        state = latest_searcher_state(storage_path, source, _last_segment_of(source))
+        try:
+            last = call_with_retry(store.get_study, source).segments_done  # its newest run
+        except StudyNotFound:  # deleted since this study was submitted: start cold
+            last = -1
+        state = latest_searcher_state(storage_path, source, last)
     if model_based and state is None and (plan.segment or study.spec.warm_start_from):
         log.warning("study %s: no saved searcher state to warm-start from", record.id)
     log.info(
@@ -238,17 +243,6 @@ def _build_segment(
         time_budget_s=plan.time_budget_s,
         searcher_state=state,
     )
-
-
-def _last_segment_of(study_id: int) -> int:
-    settings = get_settings()
-    store = call_with_retry(open_store, settings.resolved_database_url)
-    try:
-        return call_with_retry(store.get_study, study_id).segments_done
-    except StudyNotFound:
-        return 0
-    finally:
-        store.close()
 
 
 def _trial_count(store: StudyStore, study_id: int) -> int:

@@ -19,7 +19,7 @@ from ray.tune.schedulers import (
 from ray.tune.search import SearchAlgorithm, Searcher
 from ray.tune.search.basic_variant import BasicVariantGenerator
 
-from service.runner.warm_start import experiment_name, restore_searcher
+from service.runner.warm_start import experiment_name
 from service.validation import ClusterCapacity, ValidatedStudy
 from trainables import trial_resources, trial_trainable, worker_demand
 
@@ -94,7 +94,8 @@ def make_searcher(
     same configurations again)."""
     searcher = _new_searcher(study, max_concurrent, segment)
     if state_dir is not None and isinstance(searcher, Searcher):
-        restore_searcher(searcher, state_dir)
+        # The same algorithm, space, metric and mode (checked before): its state fits.
+        searcher.restore_from_dir(state_dir)
     return searcher
 
 

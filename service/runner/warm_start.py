@@ -16,8 +16,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ray.tune.search import Searcher
-
 log = logging.getLogger(__name__)
 
 SEARCHER_STATE_GLOB = "searcher-state-*.pkl"
@@ -42,12 +40,6 @@ def latest_searcher_state(storage_path: str, study_id: int, last_segment: int) -
         if found is not None:
             return found
     return None
-
-
-def restore_searcher(searcher: Searcher, state_dir: str) -> None:
-    """Load the saved state in ``state_dir`` into ``searcher`` (same algorithm, space,
-    metric and mode: the caller checks)."""
-    searcher.restore_from_dir(state_dir)
 
 
 def _searcher_state_dir(path: str) -> str | None:
