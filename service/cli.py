@@ -45,6 +45,13 @@ TokenOption = Annotated[
         show_default=False,
     ),
 ]
+FormatOption = Annotated[str, typer.Option("--format", help="markdown, csv or json.")]
+OutOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--out", file_okay=False, help="Also write report.{md,csv,json} and chart.png here."
+    ),
+]
 TERMINAL = {"COMPLETED", "FAILED", "STOPPED"}
 AUTH_HINT = (
     "pass --token or set HPO_TOKEN; on the service's machine `hpo token show` prints the "
@@ -402,15 +409,8 @@ def compare(
     follow: Annotated[
         bool, typer.Option("--follow/--no-follow", help="Wait for the runs, then report.")
     ] = True,
-    report_format: Annotated[
-        str, typer.Option("--format", help="markdown, csv or json.")
-    ] = "markdown",
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", file_okay=False, help="Also write report.{md,csv,json} and chart.png here."
-        ),
-    ] = None,
+    report_format: FormatOption = "markdown",
+    out: OutOption = None,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:
@@ -435,15 +435,8 @@ def compare(
 @app.command()
 def report(
     comparison_id: int,
-    report_format: Annotated[
-        str, typer.Option("--format", help="markdown, csv or json.")
-    ] = "markdown",
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            "--out", file_okay=False, help="Also write report.{md,csv,json} and chart.png here."
-        ),
-    ] = None,
+    report_format: FormatOption = "markdown",
+    out: OutOption = None,
     url: UrlOption = None,
     token: TokenOption = None,
 ) -> None:

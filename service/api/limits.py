@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -85,3 +86,17 @@ async def _send_413(send: Send, limit: int) -> None:
     ]
     await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def read_document(request: Request) -> dict[str, Any]:
+    """A create request's body (JSON or YAML) as a mapping. Raises BodyTooLarge,
+    InvalidSpec (not a mapping, not JSON/YAML)."""
+    from fastapi.concurrency import run_in_threadpool
+
+    from service.spec import parse_spec_document
+
+    body = await request.body()  # bounded by the BodySizeLimit middleware
+    limit = request.app.state.settings.max_body_bytes
+    if len(body) > limit:
+        raise BodyTooLarge(limit)
+    return await run_in_threadpool(parse_spec_document, body, request.headers.get("content-type"))

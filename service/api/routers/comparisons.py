@@ -14,11 +14,10 @@ from fastapi.concurrency import run_in_threadpool
 
 from service.api.auth import CreateLimitDep, PrincipalDep, VisibleStudyIdDep
 from service.api.deps import StoreDep, StudiesDep
-from service.api.limits import BodyTooLarge
+from service.api.limits import read_document
 from service.api.schemas import ComparisonPublic
 from service.comparisons.service import Comparison, ComparisonService
 from service.comparisons.spec import ComparisonSpec
-from service.spec import parse_spec_document
 from service.store import StudyStore
 from service.studies import StudyService, trial_budget
 
@@ -80,13 +79,7 @@ async def create_comparison(
     request: Request, principal: PrincipalDep, studies: StudiesDep, store: StoreDep
 ) -> ComparisonPublic:
     """Run the baseline and every variant ``repeats`` times (seeds 0..repeats-1)."""
-    body = await request.body()
-    limit = request.app.state.settings.max_body_bytes
-    if len(body) > limit:
-        raise BodyTooLarge(limit)
-    document = await run_in_threadpool(
-        parse_spec_document, body, request.headers.get("content-type")
-    )
+    document = await read_document(request)
     service = ComparisonService(studies)
     record = await run_in_threadpool(service.create, document, principal.name)
     return await run_in_threadpool(_read, studies, store, record.id)

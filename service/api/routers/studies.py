@@ -31,7 +31,7 @@ from service.api.documents import (
     study_public,
     wants_fresh,
 )
-from service.api.limits import BodyTooLarge
+from service.api.limits import read_document
 from service.api.schemas import (
     BestTrialPublic,
     ResultPublic,
@@ -42,7 +42,6 @@ from service.api.schemas import (
     TrialResults,
 )
 from service.extension import ExtendRequest
-from service.spec import parse_spec_document
 from service.store import StudyNotFound, StudyStatus, TrialState
 
 router = APIRouter(prefix="/studies", tags=["studies"])
@@ -80,13 +79,7 @@ async def create_study(
     request: Request, principal: PrincipalDep, studies: StudiesDep, cache: StudyCacheDep
 ) -> Response:
     """Create and launch a study owned by the caller."""
-    body = await request.body()  # bounded by the BodySizeLimit middleware
-    limit = request.app.state.settings.max_body_bytes
-    if len(body) > limit:
-        raise BodyTooLarge(limit)
-    document = await run_in_threadpool(
-        parse_spec_document, body, request.headers.get("content-type")
-    )
+    document = await read_document(request)
     record = await run_in_threadpool(studies.create, document, principal.name)
     entry = await run_in_threadpool(build_study_entry, cache, record.id)
     return json_response(entry.body, status.HTTP_201_CREATED)
