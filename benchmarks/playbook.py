@@ -72,6 +72,7 @@ def start_service(home: Path) -> tuple[subprocess.Popen[bytes], HpoClient]:
 def follow(client: HpoClient, comparison_id: int, timeout_s: float) -> Any:
     deadline = time.monotonic() + timeout_s
     last = None
+    stopping = False
     while True:
         study = client.study(comparison_id)
         counts = json.dumps(study.trial_counts, sort_keys=True)
@@ -80,11 +81,12 @@ def follow(client: HpoClient, comparison_id: int, timeout_s: float) -> Any:
             last = counts
         if study.status in TERMINAL:
             return study
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline and not stopping:
+            # Out of time: stop it and report the runs that finished (the report notes
+            # the missing seeds) rather than lose them all.
+            stamp(f"still {study.status} after {timeout_s:.0f} s: stopping it")
             client.stop(comparison_id)
-            raise TimeoutError(
-                f"comparison {comparison_id} still {study.status} after {timeout_s} s"
-            )
+            stopping = True
         time.sleep(2)
 
 
@@ -156,9 +158,34 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/playbook_h200.md")
     parser.add_argument("--timeout-s", type=float, default=1800)
     parser.add_argument("--home", type=Path, default=None)
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a baseline key (a YAML value), e.g. --set steps_per_eval=20",
+    )
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="VARIANT",
+        help="run only these variants of the spec (against its baseline)",
+    )
     args = parser.parse_args()
     command = "python " + " ".join(shlex.quote(a) for a in sys.argv)
     spec = yaml.safe_load(args.spec.read_text())
+    if args.only:
+        unknown = sorted(set(args.only) - set(spec.get("variants", {})))
+        if unknown:
+            parser.error(f"--only: no such variant in {args.spec}: {', '.join(unknown)}")
+        spec["variants"] = {k: v for k, v in spec["variants"].items() if k in args.only}
+    for override in args.overrides:
+        key, sep, value = override.partition("=")
+        if not sep or not key:
+            parser.error(f"--set takes KEY=VALUE, got {override!r}")
+        spec.setdefault("baseline", {})[key] = yaml.safe_load(value)
     home = args.home or Path(tempfile.mkdtemp(prefix="hpo-playbook-"))
     stamp(f"starting the service in {home}")
     process, client = start_service(home)

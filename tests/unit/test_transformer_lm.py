@@ -68,6 +68,24 @@ def test_validation_batches_cover_the_split_once_across_ranks() -> None:
     assert all(torch.equal(a[0], b[0]) for a, b in zip(merged, alone, strict=True))
 
 
+def test_accumulation_at_equal_effective_batch_validates_on_the_same_sequences() -> None:
+    # A comparison of batch 16 against 4 x 4 accumulated must score both on one sample.
+    data = np.frombuffer(np.random.default_rng(4).bytes(8_000), dtype=np.uint8)
+    plain = LmHyperparams(batch_size=16, seq_len=16, eval_batches=2)
+    accumulated = replace(plain, batch_size=4, grad_accum_steps=4)
+    assert accumulated.eval_batch_size == plain.eval_batch_size == 16
+
+    def sequences(hp: LmHyperparams) -> torch.Tensor:
+        batches = eval_batches(
+            data, seq_len=hp.seq_len, batch_size=hp.eval_batch_size,
+            num_batches=hp.eval_batches, dp_rank=0, dp_size=1,
+        )  # fmt: skip
+        return torch.cat([inputs for inputs, _ in batches])
+
+    assert torch.equal(sequences(plain), sequences(accumulated))
+    assert len(sequences(accumulated)) == 32
+
+
 @pytest.mark.parametrize("schedule", ["constant", "warmup_cosine", "cosine_restarts"])
 def test_schedules(schedule: str) -> None:
     hp = LmHyperparams(schedule=schedule, lr=1.0, warmup_steps=4, T_0=5, T_mult=2, min_lr_ratio=0.1)
