@@ -118,6 +118,9 @@ class StudyService:
                 self.launcher.stop(record.ray_job_id)
             except Exception as error:  # the status is already STOPPED; the monitor retries
                 log.warning("could not stop Ray job %s: %s", record.ray_job_id, error)
+        # Its running trials end now, not when (or whether) the stopped runner gets to it;
+        # a late RUNNING from the runner cannot reopen a finished trial.
+        close_open_trials(self.store, study_id, TrialState.PRUNED, "the study was stopped")
         return record
 
     def extend(self, study_id: int, request: ExtendRequest) -> StudyRecord:

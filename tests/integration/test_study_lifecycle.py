@@ -173,5 +173,8 @@ def test_stop_then_delete(live_service: LiveService) -> None:
         assert "STOPPED" in again.json()["detail"]
         kept = client.study(study.id)
         assert kept.num_results > 0  # what the trials reported is kept
+        # No trial of a stopped study is left running.
+        assert kept.trial_counts.get("RUNNING", 0) == kept.trial_counts.get("PENDING", 0) == 0
+        assert kept.trial_counts.get("PRUNED", 0) >= 1
         assert httpx.delete(f"{live_service.url}/api/v1/studies/{study.id}").status_code == 204
         assert httpx.get(f"{live_service.url}/api/v1/studies/{study.id}").status_code == 404
