@@ -326,7 +326,9 @@ def main() -> int:
     parser.add_argument("--rate", type=int, default=2000, help="store-path flood, results/s")
     parser.add_argument("--skip-tune", action="store_true", help="only the store-path floods")
     parser.add_argument(
-        "--quick", action="store_true", help="5 s floods with SSE clients only, 1,000 trials, 2 page loads"
+        "--quick",
+        action="store_true",
+        help="5 s floods with SSE clients only, 1,000 trials, 2 page loads",
     )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "stream.json")
     args = parser.parse_args()
