@@ -11,6 +11,11 @@ So a cached answer is at most ``poll_s`` (plus one validation query) older than 
 store, and writes made through this service (create, stop, delete) drop their study's
 entries at once. A request with ``Cache-Control: no-cache`` skips the cache.
 
+Some kinds (the page's snapshot) may also be served a little behind: the last one built
+is kept apart with its build time (:meth:`StudyCache.recent`), so a reader of a study
+that changes all the time need not wait for a new one to be built; the page follows the
+study's events from the snapshot's event id, which brings it up to date.
+
 Owners are remembered apart, for good: a study's owner never changes and study ids are
 never reused, so the owner check of every request needs no database read.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -33,6 +39,7 @@ POLL_S = 0.25
 MAX_ENTRIES = 4096
 MAX_BYTES = 64 * 1024 * 1024
 MAX_OWNERS = 100_000
+MAX_RECENT = 64  # documents kept to be served behind: about the pages open at once
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,8 @@ class StudyCache:
         self._bytes = 0
         self._entries: OrderedDict[tuple[int, str], Cached] = OrderedDict()
         self._owners: dict[int, str] = {}
+        self._recent: OrderedDict[tuple[int, str], tuple[float, Cached]] = OrderedDict()
+        self._refreshing: set[tuple[int, str]] = set()
         self._lock = threading.Lock()  # loads run in worker threads
 
     # --- documents ----------------------------------------------------------------------
@@ -92,6 +101,8 @@ class StudyCache:
     def invalidate(self, study_id: int) -> None:
         """Drop every document of the study (a write through this service)."""
         with self._lock:
+            for key in [key for key in self._recent if key[0] == study_id]:
+                del self._recent[key]
             for key in [key for key in self._entries if key[0] == study_id]:
                 self._drop(key)
 
@@ -127,7 +138,41 @@ class StudyCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._recent.clear()
             self._bytes = 0
+
+    # --- documents that may be served behind -------------------------------------------
+    def keep_recent(self, study_id: int, kind: str, entry: Cached) -> None:
+        """Remember ``entry`` as the study's latest ``kind``, built now."""
+        with self._lock:
+            current = self._recent.get((study_id, kind))
+            if current is not None and current[1].revision > entry.revision:
+                return
+            self._recent[(study_id, kind)] = (time.monotonic(), entry)
+            self._recent.move_to_end((study_id, kind))
+            while len(self._recent) > MAX_RECENT:
+                self._recent.popitem(last=False)
+
+    def recent(self, study_id: int, kind: str, max_age_s: float) -> Cached | None:
+        """The latest ``kind`` built for the study within ``max_age_s``, even if the study
+        has moved on since (None: none that young)."""
+        with self._lock:
+            found = self._recent.get((study_id, kind))
+        if found is None or time.monotonic() - found[0] > max_age_s:
+            return None
+        return found[1]
+
+    def claim_refresh(self, study_id: int, kind: str) -> bool:
+        """True if the caller is now the one rebuilding it (False: one already is)."""
+        with self._lock:
+            if (study_id, kind) in self._refreshing:
+                return False
+            self._refreshing.add((study_id, kind))
+            return True
+
+    def release_refresh(self, study_id: int, kind: str) -> None:
+        with self._lock:
+            self._refreshing.discard((study_id, kind))
 
     # --- owners ---------------------------------------------------------------------------
     def owner(self, study_id: int) -> str | None:

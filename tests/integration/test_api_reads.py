@@ -4,6 +4,7 @@ and the page's snapshot, complete and sampled."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from pydantic import SecretStr
 
 from service.api import snapshot as snapshot_module
 from service.api.app import create_app
+from service.api.routers import web as web_router
 from service.api.study_cache import StudyCache
 from service.settings import Settings
 from service.store import (
@@ -207,5 +209,35 @@ def test_snapshot_of_a_large_study_is_a_sample(service: Any, monkeypatch: Any) -
     assert cache.get(study_id, "snapshot") is not None
     store.add_results(study_id, [ResultWrite("t055", 1, {"loss": -1.0})])
     cache.validate()
+    assert cache.get(study_id, "snapshot") is None
+    # Right after, the last one is served behind (a new one is built meanwhile); its
+    # event id is older, and the events since it carry the change to the page.
+    behind = client.get(url, headers=as_("ann")).json()
+    assert behind == doc
+    assert store.last_event_id(study_id) > behind["last_event_id"]
+    # The one built in the background shows the change.
+    deadline = time.monotonic() + 10
+    while (entry := cache.get(study_id, "snapshot")) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert entry is not None
     again = client.get(url, headers=as_("ann")).json()
     assert again["study"]["best_trial"]["trial_id"] == "t055" and "t055" in again["curves"]
+    assert again["last_event_id"] == store.last_event_id(study_id)
+    # Asked for fresh, it is built now.
+    store.add_results(study_id, [ResultWrite("t056", 1, {"loss": -2.0})])
+    fresh = client.get(url, headers={**as_("ann"), "Cache-Control": "no-cache"}).json()
+    assert fresh["study"]["best_trial"]["trial_id"] == "t056"
+
+
+def test_a_snapshot_is_served_behind_only_briefly(service: Any, monkeypatch: Any) -> None:
+    client, store, cache = service
+    monkeypatch.setattr(web_router, "SNAPSHOT_BEHIND_S", 0.0)
+    study_id = running_study(store, trials=2)
+    url = f"/api/v1/studies/{study_id}/snapshot"
+    first = client.get(url, headers=as_("ann")).json()
+    store.add_results(study_id, [ResultWrite("t001", 1, {"loss": 0.5})])
+    cache.validate()
+    # Too old to be served behind: built again before answering.
+    again = client.get(url, headers=as_("ann")).json()
+    assert again["study"]["num_results"] == first["study"]["num_results"] + 1
+    assert "t001" in again["curves"]

@@ -91,3 +91,28 @@ def test_owners_are_read_once_and_forgotten_with_the_study() -> None:
         cache.load_owner(2)
     cache.forget(1)
     assert cache.owner(1) is None
+
+
+def test_the_last_document_is_kept_behind_for_a_while(monkeypatch: pytest.MonkeyPatch) -> None:
+    import service.api.study_cache as module
+
+    now = [100.0]
+    monkeypatch.setattr(module.time, "monotonic", lambda: now[0])
+    store = FakeStore()
+    store.revision = {1: 5}
+    cache = cache_of(store)
+    cache.keep_recent(1, "snapshot", Cached(5, b"v5"))
+    cache.keep_recent(1, "snapshot", Cached(4, b"v4"))  # a slower, older build: ignored
+    store.revision[1] = 6
+    cache.validate()  # the study moved on: the current entry would be gone, not this one
+    now[0] += 1.5
+    assert cache.recent(1, "snapshot", max_age_s=2.0) == Cached(5, b"v5")
+    now[0] += 1.0
+    assert cache.recent(1, "snapshot", max_age_s=2.0) is None  # too old to be served
+    cache.keep_recent(1, "snapshot", Cached(6, b"v6"))
+    cache.invalidate(1)  # a write through this service: nothing is served behind
+    assert cache.recent(1, "snapshot", max_age_s=2.0) is None
+    # One rebuild at a time per study.
+    assert cache.claim_refresh(1, "snapshot") and not cache.claim_refresh(1, "snapshot")
+    cache.release_refresh(1, "snapshot")
+    assert cache.claim_refresh(1, "snapshot")
