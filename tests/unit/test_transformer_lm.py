@@ -69,21 +69,23 @@ def test_validation_batches_cover_the_split_once_across_ranks() -> None:
 
 
 def test_accumulation_at_equal_effective_batch_validates_on_the_same_sequences() -> None:
-    # A comparison of batch 16 against 4 x 4 accumulated must score both on one sample.
+    # A comparison of batch 16 against 4 x 4 accumulated must score both on one sample,
+    # and the accumulated run's validation batches stay as small as its training ones.
     data = np.frombuffer(np.random.default_rng(4).bytes(8_000), dtype=np.uint8)
     plain = LmHyperparams(batch_size=16, seq_len=16, eval_batches=2)
     accumulated = replace(plain, batch_size=4, grad_accum_steps=4)
-    assert accumulated.eval_batch_size == plain.eval_batch_size == 16
+    assert (plain.val_batches, accumulated.val_batches) == (2, 8)
 
-    def sequences(hp: LmHyperparams) -> torch.Tensor:
-        batches = eval_batches(
-            data, seq_len=hp.seq_len, batch_size=hp.eval_batch_size,
-            num_batches=hp.eval_batches, dp_rank=0, dp_size=1,
+    def batches(hp: LmHyperparams) -> list[torch.Tensor]:
+        found = eval_batches(
+            data, seq_len=hp.seq_len, batch_size=hp.batch_size,
+            num_batches=hp.val_batches, dp_rank=0, dp_size=1,
         )  # fmt: skip
-        return torch.cat([inputs for inputs, _ in batches])
+        return [inputs for inputs, _ in found]
 
-    assert torch.equal(sequences(plain), sequences(accumulated))
-    assert len(sequences(accumulated)) == 32
+    assert torch.equal(torch.cat(batches(plain)), torch.cat(batches(accumulated)))
+    assert {len(b) for b in batches(accumulated)} == {4}
+    assert len(torch.cat(batches(accumulated))) == 32
 
 
 @pytest.mark.parametrize("schedule", ["constant", "warmup_cosine", "cosine_restarts"])

@@ -53,7 +53,7 @@ class LmHyperparams:
     batch_size: int = 16  # sequences per data-parallel rank per micro-step
     evals: int = 9  # evaluations (= Tune iterations): the fidelity budget
     steps_per_eval: int = 10  # optimizer steps between evaluations
-    eval_batches: int = 4  # validation batches of eval_batch_size per evaluation (split over ranks)
+    eval_batches: int = 4  # validation effective batches per evaluation (split over ranks)
     corpus_bytes: int = 4_000_000  # cap on the corpus read from the standard library
     # end of training: compression
     prune_amount: float = 0.3  # global L1 unstructured pruning of the linear weights
@@ -88,11 +88,11 @@ class LmHyperparams:
         return self.mlp_ratio * self.d_model
 
     @property
-    def eval_batch_size(self) -> int:
-        """Sequences per validation batch: the effective batch per rank, so that trading
-        batch size for gradient accumulation (a playbook comparison) keeps the same
-        validation sample."""
-        return self.batch_size * self.grad_accum_steps
+    def val_batches(self) -> int:
+        """Validation batches of ``batch_size`` per evaluation: ``eval_batches`` effective
+        batches. Trading batch size for gradient accumulation (a playbook comparison) then
+        validates on the same sequences, in batches no larger than training's."""
+        return self.eval_batches * self.grad_accum_steps
 
     @property
     def tokens_per_step(self) -> int:

@@ -212,8 +212,8 @@ def train(
     val_data = eval_batches(
         corpus.val,
         seq_len=hp.seq_len,
-        batch_size=hp.eval_batch_size,
-        num_batches=hp.eval_batches,
+        batch_size=hp.batch_size,
+        num_batches=hp.val_batches,
         dp_rank=topology.dp_rank,
         dp_size=topology.dp_size,
     )
@@ -343,8 +343,8 @@ def _compress(
     batches = eval_batches(
         corpus.val,
         seq_len=hp.seq_len,
-        batch_size=hp.eval_batch_size,
-        num_batches=hp.eval_batches,
+        batch_size=hp.batch_size,
+        num_batches=hp.val_batches,
         dp_rank=0,
         dp_size=1,
     )
