@@ -380,23 +380,26 @@ def read_latency(
                     times.append(1000 * (time.perf_counter() - started))
                     response.raise_for_status()
                     size = len(response.content)
-                p99 = pct(times, 0.99)
-                rows.append(
-                    {
-                        "endpoint": name,
-                        "requests": n,
-                        "p50_ms": round(pct(times, 0.5), 2),
-                        "p99_ms": round(p99, 2),
-                        "max_ms": round(max(times), 2),
-                        "bytes": size,
-                        "meets_target": p99 <= READ_TARGET_P99_MS,
-                    }
-                )
-                print(f"  {name}: p50 {rows[-1]['p50_ms']} ms, p99 {p99:.1f} ms", flush=True)
+                rows.append(latency_row(name, times, size))
             rows.append(snapshot_while_written(client, database_url, study_id, api, snapshots))
-            print(f"  {rows[-1]['endpoint']}: p50 {rows[-1]['p50_ms']} ms, "
-                  f"p99 {rows[-1]['p99_ms']} ms", flush=True)  # fmt: skip
     return rows
+
+
+def latency_row(name: str, times_ms: Sequence[float], size: int, **extra: Any) -> dict[str, Any]:
+    """One read's row of the report (and its line on the console)."""
+    p99 = pct(times_ms, 0.99)
+    row = {
+        "endpoint": name,
+        "requests": len(times_ms),
+        "p50_ms": round(pct(times_ms, 0.5), 2),
+        "p99_ms": round(p99, 2),
+        "max_ms": round(max(times_ms), 2),
+        "bytes": size,
+        **extra,
+        "meets_target": p99 <= READ_TARGET_P99_MS,
+    }
+    print(f"  {name}: p50 {row['p50_ms']} ms, p99 {p99:.1f} ms", flush=True)
+    return row
 
 
 def snapshot_while_written(
@@ -430,17 +433,12 @@ def snapshot_while_written(
     finally:
         store.upsert_trials(study_id, [TrialUpdate(live, TrialState.TERMINATED)])
         store.close()
-    p99 = pct(times, 0.99)
-    return {
-        "endpoint": "page data while the study is written (a result before each request)",
-        "requests": n,
-        "p50_ms": round(pct(times, 0.5), 2),
-        "p99_ms": round(p99, 2),
-        "max_ms": round(max(times), 2),
-        "bytes": size,
-        "events_behind_max": max(behind),
-        "meets_target": p99 <= READ_TARGET_P99_MS,
-    }
+    return latency_row(
+        "page data while the study is written (a result before each request)",
+        times,
+        size,
+        events_behind_max=max(behind),
+    )
 
 
 def snapshot_breakdown(database_url: str, study_id: int) -> dict[str, float]:
