@@ -14,11 +14,14 @@ QUICK ?=
 
 setup: $(STAMP)
 
+# torch comes from pip, which knows this project's local wheels (pip.conf); uv installs the
+# rest in ~17 s where pip takes ~120 s on 2 cores, and pip is the fallback.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) "torch==$(TORCH_VERSION)"
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q uv && $(VENV)/bin/uv pip install -q --python $(PY) -e ".[dev]" \
+		|| $(PIP) install -q -e ".[dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -49,7 +52,8 @@ test-deploy: $(STAMP)
 	$(PY) -m pytest -q -ra tests/deploy
 
 bench: $(STAMP) system-deps
-	$(PY) -c "import optuna, matplotlib" 2>/dev/null || $(PIP) install -q -e ".[bench]"
+	$(PY) -c "import optuna, matplotlib" 2>/dev/null || $(VENV)/bin/uv pip install -q --python $(PY) -e ".[bench]" \
+		|| $(PIP) install -q -e ".[bench]"
 	$(PY) benchmarks/run_all.py $(if $(QUICK),--quick)
 
 clean:

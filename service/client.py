@@ -31,6 +31,8 @@ from service.api.schemas import (
 from service.auth.tokens import client_token, split_url_credentials
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+# Requests that may be sent twice with the same effect (RFC 9110 9.2.2).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 class ApiError(Exception):
@@ -112,6 +114,7 @@ class HpoClient:
         token: str | None = None,
         home: str | Path | None = None,
         timeout_s: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         url = (base_url or os.environ.get("HPO_URL") or DEFAULT_URL).rstrip("/")
         url, url_token = split_url_credentials(url)  # never print a token with the URL
@@ -119,7 +122,9 @@ class HpoClient:
         self.auth = TokenAuth(
             token or url_token, home=Path(home).expanduser().resolve() if home else None
         )
-        self._http = httpx.Client(base_url=self.base_url, auth=self.auth, timeout=timeout_s)
+        self._http = httpx.Client(
+            base_url=self.base_url, auth=self.auth, timeout=timeout_s, transport=transport
+        )
 
     @property
     def token(self) -> str:
@@ -137,7 +142,15 @@ class HpoClient:
 
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
-            response = self._http.request(method, path, **kwargs)
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.RemoteProtocolError:
+                # The server closed a kept-alive connection as this request went out (its
+                # keep-alive timer won the race): a request that may be repeated is sent
+                # once more, on a new connection. httpx itself retries only connects.
+                if method.upper() not in IDEMPOTENT_METHODS:
+                    raise
+                response = self._http.request(method, path, **kwargs)
         except httpx.TransportError as error:
             raise ServiceUnreachable(
                 f"no hpo service answers at {self.base_url}: {error}"
