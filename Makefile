@@ -38,9 +38,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy service trainables search_spaces
 
-# Lint and the tests without Ray run beside the Ray tests, at the lowest priority (see the script).
-test: $(STAMP) system-deps
-	VENV=$(VENV) scripts/run-tests
+test: $(STAMP) system-deps lint
+	$(PY) -m pytest -q -ra --durations=15
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -ra -m "not ray"

@@ -151,8 +151,7 @@ def result_keys(items: Sequence[Item]) -> list[tuple[str, int]]:
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float = 60.0) -> None:
-    """A wait, not a timing check: long enough for a loaded machine (make test runs these
-    tests at low priority beside the Ray tests)."""
+    """A wait, not a timing check: long enough for a loaded machine."""
     deadline = time.monotonic() + timeout_s
     while not condition():
         assert time.monotonic() < deadline, "condition not reached in time"
