@@ -33,6 +33,10 @@ from service.auth.tokens import client_token, split_url_credentials
 DEFAULT_URL = "http://127.0.0.1:8000"
 # Requests that may be sent twice with the same effect (RFC 9110 9.2.2).
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+# A kept-alive connection is dropped after this many idle seconds, well before uvicorn's
+# own keep-alive timeout (5 s by default): httpx's default is also 5 s, and a request sent
+# as the server closed the connection came back as "Server disconnected" or ECONNRESET.
+KEEPALIVE_EXPIRY_S = 2.0
 
 
 class ApiError(Exception):
@@ -123,7 +127,11 @@ class HpoClient:
             token or url_token, home=Path(home).expanduser().resolve() if home else None
         )
         self._http = httpx.Client(
-            base_url=self.base_url, auth=self.auth, timeout=timeout_s, transport=transport
+            base_url=self.base_url,
+            auth=self.auth,
+            timeout=timeout_s,
+            transport=transport,
+            limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY_S),
         )
 
     @property
@@ -144,10 +152,11 @@ class HpoClient:
         try:
             try:
                 response = self._http.request(method, path, **kwargs)
-            except httpx.RemoteProtocolError:
+            except (httpx.RemoteProtocolError, httpx.ReadError):
                 # The server closed a kept-alive connection as this request went out (its
-                # keep-alive timer won the race): a request that may be repeated is sent
-                # once more, on a new connection. httpx itself retries only connects.
+                # keep-alive timer won the race: "Server disconnected" or a reset): a
+                # request that may be repeated is sent once more, on a new connection.
+                # httpx itself retries only connects.
                 if method.upper() not in IDEMPOTENT_METHODS:
                     raise
                 response = self._http.request(method, path, **kwargs)

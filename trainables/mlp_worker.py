@@ -15,7 +15,7 @@ from trainables import torch_state
 from trainables.digits_data import NUM_CLASSES, DigitsSplit
 from trainables.mlp_hparams import MlpHyperparams
 from trainables.mlp_model import build_mlp, build_optimizer
-from trainables.train_in_tune import RESUME_KEY
+from trainables.train_channel import RESUME_KEY
 
 STATE_FILE = "state.pt"
 

@@ -27,14 +27,13 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping
 from contextlib import suppress
-from dataclasses import dataclass
 from typing import Any, cast
 
 import pyarrow.fs
 import ray
 import ray.train
 from ray import tune
-from ray.train.v2._internal.execution.callback import ControllerCallback
+from ray.train.v2._internal.callbacks.datasets import DatasetsCallback
 from ray.train.v2.api.callback import UserCallback
 from ray.train.v2.api.config import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.v2.torch.torch_trainer import TorchTrainer  # = ray.train.torch.TorchTrainer (V2)
@@ -42,11 +41,17 @@ from ray.util.queue import Empty, Queue
 
 from trainables import pointer_checkpoint
 from trainables.registry import TrialResources
+from trainables.train_channel import (
+    RESUME_KEY,
+    AnnounceController,
+    ControllerStarted,
+    ForwardToTrial,
+    TrainResult,
+    unpack,
+)
 
 logger = logging.getLogger(__name__)
 
-# train_loop_config key holding the ray.train.Checkpoint to resume from (or None).
-RESUME_KEY = "resume_from_checkpoint"
 # Tune may lag Train by up to 2 registered checkpoints (one waiting in the queue, one
 # waiting to be put); keep a margin so the one Tune points at is never deleted.
 KEEP_TRAIN_CHECKPOINTS = 4
@@ -58,51 +63,6 @@ TRAIN_POLL_S = 0.5
 PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
 _POLL_S = 0.5
 _ABORT_TIMEOUT_S = 30.0
-
-
-@dataclass(frozen=True)
-class _Result:
-    metrics: dict[str, Any]
-    checkpoint: ray.train.Checkpoint | None
-    controller: Any  # the Train controller's actor handle
-
-
-@dataclass(frozen=True)
-class _Started:
-    controller: Any  # the Train controller's actor handle, before any result
-
-
-class AnnounceController(ControllerCallback):
-    """Runs in the Train controller as it starts: hands the trial function its handle.
-
-    Without it, a trial told to stop before its run's first result (HyperBand pausing a
-    trial whose workers are still starting) could not abort the run, and with reused
-    trial actors the run would keep its workers while the next trial waits for them.
-    (Ray Train passes callbacks that are not ``UserCallback`` to its controller as is.)
-    """
-
-    def __init__(self, queue: Queue) -> None:
-        self._queue = queue
-
-    def after_controller_start(self, train_run_context: Any) -> None:
-        self._queue.put(_Started(ray.get_runtime_context().current_actor))
-
-
-class ForwardToTrial(UserCallback):
-    """Runs in the Train controller: hands every consolidated report to the trial function."""
-
-    def __init__(self, queue: Queue) -> None:
-        self._queue = queue
-
-    def after_report(
-        self,
-        run_context: Any,
-        metrics: list[dict[str, Any]],
-        checkpoint: ray.train.Checkpoint | None,
-    ) -> None:
-        controller = ray.get_runtime_context().current_actor
-        # Blocks while the trial has not taken the previous result: Tune's pace.
-        self._queue.put(_Result(dict(metrics[0]), checkpoint, controller))
 
 
 def scaling_config(resources: TrialResources) -> ScalingConfig:
@@ -149,7 +109,7 @@ def fit_in_tune(
     iteration = resume.iteration if resume else 0
     trial_id = tune.get_context().get_trial_id()
     queue = Queue(maxsize=1, actor_options={"num_cpus": 0})
-    trainer = TorchTrainer(
+    trainer = _TorchTrainerWithoutDatasets(
         train_loop_per_worker,
         train_loop_config={**loop_config, RESUME_KEY: resume.checkpoint if resume else None},
         scaling_config=scaling_config(resources),
@@ -169,7 +129,7 @@ def fit_in_tune(
     try:
         while (result := _next_result(queue, fit)) is not None:
             controller = result.controller
-            if isinstance(result, _Started):
+            if isinstance(result, ControllerStarted):
                 continue
             iteration += 1
             pointer_checkpoint.report(result.metrics, result.checkpoint, iteration)
@@ -187,6 +147,18 @@ def fit_in_tune(
             queue.shutdown(force=True)
 
 
+class _TorchTrainerWithoutDatasets(TorchTrainer):
+    """Ray Train starts a ``DatasetManager`` actor for every run, datasets or not: one
+    more process a run (1.4 s of imports on 2 cores), and a trial starts a run each time
+    it starts or resumes. Our trainables pass no datasets; with none, no manager."""
+
+    def _create_default_callbacks(self) -> list[Any]:
+        callbacks = list(super()._create_default_callbacks())
+        if self.datasets:
+            return callbacks
+        return [c for c in callbacks if not isinstance(c, DatasetsCallback)]
+
+
 class _FitThread(threading.Thread):
     def __init__(self, trainer: TorchTrainer) -> None:
         super().__init__(name="hpo-train-fit", daemon=True)
@@ -200,7 +172,7 @@ class _FitThread(threading.Thread):
             self.error = error
 
 
-def _next_result(queue: Queue, fit: _FitThread) -> _Result | _Started | None:
+def _next_result(queue: Queue, fit: _FitThread) -> TrainResult | ControllerStarted | None:
     """The next Train result; None once the run has ended and every result was taken.
 
     Raises ``SystemExit`` when Tune stops the trial while it waits (as ``tune.report``
@@ -210,13 +182,13 @@ def _next_result(queue: Queue, fit: _FitThread) -> _Result | _Started | None:
         if _tune_is_stopping():
             raise SystemExit(0)
         try:
-            return queue.get(timeout=_POLL_S)  # type: ignore[no-any-return]
+            return unpack(queue.get(timeout=_POLL_S))
         except Empty:
             if fit.is_alive():
                 continue
         # The run has ended, so every result was put before; take the last one, if any.
         try:
-            return queue.get_nowait()  # type: ignore[no-any-return]
+            return unpack(queue.get_nowait())
         except Empty:
             return None
 
@@ -227,7 +199,7 @@ def _controller_once_started(queue: Queue) -> Any:
         item = queue.get(timeout=_ABORT_TIMEOUT_S / 3)
     except Empty:
         return None
-    return item.controller
+    return unpack(item).controller
 
 
 def _tune_is_stopping() -> bool:

@@ -27,7 +27,9 @@ from tests.fixtures.watch import TERMINAL, noop_spec
 
 pytestmark = pytest.mark.ray
 
-TRIALS, ITERATIONS, SLEEP_S = 6, 16, 0.5
+# 16 s a trial: on a slow machine the fourth trial's actor starts after the first trial
+# has ended when trials are short (8 s ones never ran four at once on one CI run).
+TRIALS, ITERATIONS, SLEEP_S = 6, 16, 1.0
 
 
 class WorkerNode:

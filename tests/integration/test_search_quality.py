@@ -1,4 +1,10 @@
-"""Search quality through the service: HyperOpt is no worse than random search on Branin."""
+"""Search quality through the service: HyperOpt is no worse than random search on Branin.
+
+One trial at a time in each study: HyperOpt's suggestions then depend only on its seed
+and on the results before them, so each seed's outcome is the same on every run. With
+two at a time, the order in which results came back changed TPE's history, and the
+medians of 5 seeds crossed from run to run (after 25 trials HyperOpt and random search
+are about level on Branin: benchmarks/README.md, search quality)."""
 
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ pytestmark = pytest.mark.ray
 
 BRANIN_OPTIMUM = 0.397887
 SEEDS = (0, 1, 2, 3, 4)
-TRIALS = 25
+TRIALS = 40  # as the issue asks: TPE has 35 trials after its random start
 
 
 def branin_study(algorithm: str, seed: int) -> dict[str, Any]:
@@ -31,7 +37,7 @@ def branin_study(algorithm: str, seed: int) -> dict[str, Any]:
         "algorithm": {"name": algorithm, "seed": seed}
         | ({"n_initial_points": 5} if algorithm == "hyperopt" else {}),
         "num_samples": TRIALS,
-        "max_concurrent_trials": 2,
+        "max_concurrent_trials": 1,
         "config": {"epochs": 1},
     }
 

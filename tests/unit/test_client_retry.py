@@ -8,22 +8,29 @@ import pytest
 
 from service.client import HpoClient, ServiceUnreachable
 
+DROPS = [
+    httpx.RemoteProtocolError("Server disconnected without sending a response."),
+    httpx.ReadError("[Errno 104] Connection reset by peer"),
+]
 
-def dropping_once(calls: list[str]) -> httpx.MockTransport:
+
+def dropping_once(calls: list[str], drop: Exception = DROPS[0]) -> httpx.MockTransport:
     """Drops the first request as a server closing its idle connection does."""
 
     def handle(request: httpx.Request) -> httpx.Response:
         calls.append(request.method)
         if len(calls) == 1:
-            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+            raise drop
         return httpx.Response(204)
 
     return httpx.MockTransport(handle)
 
 
-def test_a_delete_dropped_once_is_sent_again() -> None:
+@pytest.mark.parametrize("drop", DROPS, ids=["disconnected", "reset"])
+def test_a_delete_dropped_once_is_sent_again(drop: Exception) -> None:
     calls: list[str] = []
-    with HpoClient("http://hpo.test", token="t", transport=dropping_once(calls)) as client:
+    transport = dropping_once(calls, drop)
+    with HpoClient("http://hpo.test", token="t", transport=transport) as client:
         client.delete(7)
     assert calls == ["DELETE", "DELETE"]
 

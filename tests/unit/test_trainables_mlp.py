@@ -23,7 +23,7 @@ def fit(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     from ray.train.v2.torch.torch_trainer import TorchTrainer
 
     from trainables.mlp_worker import train_loop_per_worker
-    from trainables.train_in_tune import RESUME_KEY
+    from trainables.train_channel import RESUME_KEY
 
     reports: list[Report] = []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import pickle
 import tempfile
@@ -51,17 +52,27 @@ def _rank_main(
         dist.destroy_process_group()
 
 
+def _forkserver() -> str:
+    """Ranks forked from one server that has imported torch and the training loop: a
+    spawned rank pays those imports again (about 3 s of CPU each, 18 ranks in these
+    tests). The server runs no torch op, so no thread pool is forked."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torch", "torch.distributed", __name__])
+    return "forkserver"
+
+
 def run_ranks(
     hp: LmHyperparams, *, world: int, tp: int, resume: dict[str, Any] | None = None
 ) -> Reports:
     """Rank 0's reports (metrics, checkpoint state) of a run on ``world`` gloo ranks."""
     with tempfile.TemporaryDirectory() as directory:
         out = os.path.join(directory, "reports.pkl")
-        mp.spawn(
+        mp.start_processes(
             _rank_main,
             args=(world, tp, hp, resume, free_port(), out),
             nprocs=world,
             join=True,
+            start_method=_forkserver(),
         )
         reports: Reports = pickle.loads(Path(out).read_bytes())
         return reports

@@ -15,7 +15,7 @@ import ray.train.torch
 import torch
 
 from trainables import torch_state
-from trainables.train_in_tune import RESUME_KEY
+from trainables.train_channel import RESUME_KEY
 from trainables.transformer_lm.corpus import load_corpus
 from trainables.transformer_lm.hparams import LmHyperparams
 from trainables.transformer_lm.loop import train
