@@ -21,7 +21,7 @@ import pytest
 from service.launcher import ray_auth_headers
 from service.ray_local import LocalRayHead, free_port
 from tests.faults.ledger import kill9, ledger, pids_matching, wait_for
-from tests.fixtures.ray_cluster import RayCluster
+from tests.fixtures.ray_cluster import RayCluster, own_ray_cluster
 from tests.fixtures.service import running_service, wait_for_status
 from tests.fixtures.watch import TERMINAL, noop_spec
 
@@ -98,24 +98,13 @@ def alive_nodes(dashboard_url: str) -> int:
 @pytest.fixture
 def two_nodes(tmp_path: Path) -> Iterator[tuple[RayCluster, WorkerNode]]:
     """A two-node cluster of its own, with the session's Ray token (tests/conftest.py)."""
-    token_path = Path(os.environ["RAY_AUTH_TOKEN_PATH"])
-    previous_address = os.environ.get("RAY_ADDRESS")
-    head = LocalRayHead(tmp_path / "head", num_cpus=2, token_path=token_path)
-    head.start()
-    node: WorkerNode | None = None
-    try:
+    with own_ray_cluster(tmp_path / "head", num_cpus=2) as (cluster, head):
         node = WorkerNode(head, tmp_path / "worker-node.log")
-        wait_for("the worker node to join", lambda: alive_nodes(head.dashboard_url) == 2, 120)
-        yield RayCluster(head.address, head.dashboard_url, head.token_path), node
-    finally:
-        if node is not None:
+        try:
+            wait_for("the worker node to join", lambda: alive_nodes(head.dashboard_url) == 2, 120)
+            yield cluster, node
+        finally:
             node.stop()
-        head.stop()
-        # Whatever cluster this process used before is its cluster again.
-        if previous_address is None:
-            os.environ.pop("RAY_ADDRESS", None)
-        else:
-            os.environ["RAY_ADDRESS"] = previous_address
 
 
 def test_a_dead_worker_node_s_trials_finish_on_the_head(

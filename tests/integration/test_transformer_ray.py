@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from service.client import HpoClient
-from tests.fixtures.service import LiveService, wait_for_status
+from tests.fixtures.ray_cluster import own_ray_cluster
+from tests.fixtures.service import LiveService, running_service, wait_for_status
 from trainables.transformer_lm import AT_THE_END, EVERY_EVALUATION
 
 pytestmark = pytest.mark.ray
@@ -77,7 +78,7 @@ def test_bohb_over_the_playbook_with_two_ddp_workers_per_trial(
         assert finished >= 1  # HyperBand lets at least its best trial run in full
 
 
-def test_data_2_x_tensor_2_trial_runs_on_four_workers(live_service: LiveService) -> None:
+def test_data_2_x_tensor_2_trial_runs_on_four_workers(tmp_path: Path) -> None:
     spec = {
         "name": "transformer-dp2-tp2",
         "trainable": "transformer_lm",
@@ -86,7 +87,15 @@ def test_data_2_x_tensor_2_trial_runs_on_four_workers(live_service: LiveService)
         "resources": {"num_workers": 2, "tensor_parallel": 2, "cpus_per_worker": 1},
         "config": {"evals": 2, "steps_per_eval": 5, "attention": "low_rank", "norm": "post"},
     }
-    with live_service.client() as client:
+    # A cluster of its own: the trial needs all 4 CPUs. Once (1 fresh-clone run in 3), the
+    # session's cluster counted 1 CPU as in use that no lease, actor or placement group
+    # held (the raylet's debug_state.txt), after the tests before this one; the worker
+    # group then waited for a fourth CPU until the test timed out.
+    with (
+        own_ray_cluster(tmp_path / "head", num_cpus=4) as (cluster, _),
+        running_service(cluster, tmp_path / "home") as service,
+        service.client() as client,
+    ):
         study = run_to_end(client, spec)
         assert study.status == "COMPLETED", study.error
         (results,) = all_results(client, study.id).values()
