@@ -97,9 +97,24 @@ def token_refused(address: str, status: int | None = None) -> str:
 def _job_client(address: str, headers: dict[str, str]) -> Any:
     """Ray's JobSubmissionClient, with a timeout on every request it makes (Ray's own has
     none: a cluster that accepts the connection and never answers would hang us)."""
+    import ray
+    from ray.dashboard.modules.dashboard_sdk import SubmissionClient
     from ray.job_submission import JobSubmissionClient
 
     class BoundedJobSubmissionClient(JobSubmissionClient):  # type: ignore[misc]
+        def __init__(self, address: str, headers: dict[str, str]) -> None:
+            # Not JobSubmissionClient.__init__: it lets RAY_API_SERVER_ADDRESS or
+            # RAY_ADDRESS replace the address it is given, and resolves a GCS address by
+            # pointing this process's global GCS client (ray.experimental.internal_kv)
+            # at that cluster. We always have the Jobs API's URL: use it, touch nothing.
+            self._client_ray_version = ray.__version__
+            SubmissionClient.__init__(self, address=address, headers=headers)
+            self._check_connection_and_version(
+                min_version="2.0",
+                version_error_message=f"the Ray cluster at {address} runs a Ray older "
+                "than 2.0, which has no Jobs API we can use",
+            )
+
         def _do_request(self, method: str, endpoint: str, **kwargs: Any) -> Any:
             read_s = RAY_SUBMIT_TIMEOUT_S if method == "POST" else RAY_READ_TIMEOUT_S
             kwargs.setdefault("timeout", (RAY_CONNECT_TIMEOUT_S, read_s))

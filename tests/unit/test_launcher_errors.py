@@ -1,5 +1,6 @@
 """The launcher's errors: a refused token says so and names the variable to set; a Ray
-that accepts connections but never answers costs a bounded wait, not a hang."""
+that accepts connections but never answers costs a bounded wait, not a hang; the Jobs API
+address it is given is the one it uses, whatever RAY_ADDRESS says."""
 
 from __future__ import annotations
 
@@ -62,11 +63,17 @@ def test_other_errors_are_not_called_refusals() -> None:
 
 
 @contextlib.contextmanager
-def http_server(status: int) -> Iterator[str]:
+def http_server(status: int, answers: dict[str, bytes] | None = None) -> Iterator[str]:
+    """A stand-in for the Jobs API: ``answers`` by path with 200, anything else ``status``."""
+
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
-            body = b"Forbidden: Invalid authentication token"
-            self.send_response(status)
+            if answers and self.path in answers:
+                body = answers[self.path]
+                self.send_response(200)
+            else:
+                body = b"Forbidden: Invalid authentication token"
+                self.send_response(status)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -107,3 +114,21 @@ def test_a_cluster_that_never_answers_costs_a_bounded_wait(
         for call in (launcher.ping, lambda: launcher.info("hpo-study-1")):
             with pytest.raises(RayUnavailable, match="did not answer in time"):
                 call()
+
+
+def test_the_address_given_wins_over_ray_s_variables(token_env: pytest.MonkeyPatch) -> None:
+    """Ray's JobSubmissionClient would use RAY_API_SERVER_ADDRESS or RAY_ADDRESS instead of
+    the address it is given, and for a GCS address re-point this process's global GCS client
+    at that cluster: a test process whose RAY_ADDRESS named a cluster since stopped then hung
+    on its next Ray call and was ended by Ray."""
+    import ray.experimental.internal_kv as internal_kv
+
+    token_env.setenv("RAY_AUTH_TOKEN", "some-token")
+    token_env.setenv("RAY_API_SERVER_ADDRESS", "http://127.0.0.1:9")
+    token_env.setenv("RAY_ADDRESS", "127.0.0.1:9")
+    gcs_client_before = internal_kv.internal_kv_get_gcs_client()
+    version = b'{"version": "4", "ray_version": "2.60.0", "ray_commit": "x"}'
+    with http_server(404, {"/api/version": version}) as url:
+        job = RayJobLauncher(url).info("hpo-study-1")
+    assert job.state.value == "MISSING"  # our server answered: it has no such job
+    assert internal_kv.internal_kv_get_gcs_client() is gcs_client_before
