@@ -40,7 +40,7 @@ def plot_problem(name: str, problem: Mapping[str, Any], path: Path) -> Path:
     ax.set_yscale("log")
     ax.set_xlim(1, budget)
     ax.set_xlabel("budget: epochs (fidelity units) used, all trials, in order of arrival")
-    ax.set_ylabel(f"best-so-far regret (vs {reference_kind})")
+    ax.set_ylabel(f"best-so-far regret\n(vs {reference_kind})", fontsize=9)  # two lines: fits
     ax.set_title(f"{name}: mean regret, 95% bootstrap band over seeds")
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.2)
