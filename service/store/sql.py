@@ -656,10 +656,14 @@ class SqlStudyStore(StudyStore):
     ) -> Sequence[tuple[str, int, Any]]:
         with self._session() as session:
             metric = _study_row(session, study_id, STUDIES.c.metric).metric
-            # Each result's whole document is decoded here: SQLite's JSON_EXTRACT would
-            # pick the value in SQL but rounds floats to 15 digits.
+            # PostgreSQL picks the value out of the document (``->`` on a json column
+            # returns its text as stored: no rounding), so only the value is decoded here.
+            # On SQLite each whole document is decoded: its JSON_EXTRACT rounds floats to
+            # 15 digits.
+            on_postgres = self._engine.dialect.name == "postgresql"
+            value = RESULTS.c.metrics[metric] if on_postgres else RESULTS.c.metrics
             query = (
-                select(TRIALS.c.trial_id, RESULTS.c.iteration, RESULTS.c.metrics)
+                select(TRIALS.c.trial_id, RESULTS.c.iteration, value.label("value"))
                 .select_from(RESULTS)
                 .join(TRIALS, TRIALS.c.id == RESULTS.c.trial_pk)
                 .where(RESULTS.c.study_id == study_id)
@@ -678,7 +682,9 @@ class SqlStudyStore(StudyStore):
                 for start in range(0, len(pks), IN_CHUNK):
                     chunk = sorted(pks[start : start + IN_CHUNK])
                     rows += session.execute(query.where(RESULTS.c.trial_pk.in_(chunk))).all()
-            return tuple((r.trial_id, r.iteration, (r.metrics or {}).get(metric)) for r in rows)
+            if on_postgres:
+                return tuple((r.trial_id, r.iteration, r.value) for r in rows)
+            return tuple((r.trial_id, r.iteration, (r.value or {}).get(metric)) for r in rows)
 
     def status_counts(self) -> Mapping[str, int]:
         return self._count_by(STUDIES.c.status, [status.value for status in StudyStatus])

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 from collections import Counter
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -215,6 +216,24 @@ def test_snapshot_reads(store: StudyStore) -> None:
     assert sorted(series) == [("t1", 1, 3.0), ("t3", 1, 1.0)]
     with pytest.raises(StudyNotFound):
         store.trials_by_numbers(999_999, [0])
+    with pytest.raises(StudyNotFound):
+        store.metric_series(999_999)
+
+
+def test_metric_series_returns_values_as_reported(store: StudyStore) -> None:
+    """PostgreSQL picks the metric in SQL, SQLite decodes each document: the same values
+    either way, floats to the last digit, other JSON values as they were, absent = None."""
+    study = new_study(store)
+    store.upsert_trials(study.id, [TrialUpdate("t", TrialState.RUNNING, config={})])
+    reported: list[Any] = [0.1 + 0.2, 1e-300, 123456789.12345679, 7, None, "n/a", [1, 2]]
+    store.add_results(
+        study.id,
+        [ResultWrite("t", i + 1, {"loss": v, "other": 1}) for i, v in enumerate(reported)]
+        + [ResultWrite("t", len(reported) + 1, {"other": 1})],
+    )
+    values = [value for _, _, value in store.metric_series(study.id)]
+    assert values == [*reported, None]
+    assert [type(v) for v in values[:4]] == [float, float, float, int]
     with pytest.raises(StudyNotFound):
         store.best_steps(999_999)
 
