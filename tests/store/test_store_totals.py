@@ -218,6 +218,8 @@ def test_snapshot_reads(store: StudyStore) -> None:
         store.trials_by_numbers(999_999, [0])
     with pytest.raises(StudyNotFound):
         store.metric_series(999_999)
+    with pytest.raises(StudyNotFound):
+        store.best_steps(999_999)
 
 
 def test_metric_series_returns_values_as_reported(store: StudyStore) -> None:
@@ -234,8 +236,6 @@ def test_metric_series_returns_values_as_reported(store: StudyStore) -> None:
     values = [value for _, _, value in store.metric_series(study.id)]
     assert values == [*reported, None]
     assert [type(v) for v in values[:4]] == [float, float, float, int]
-    with pytest.raises(StudyNotFound):
-        store.best_steps(999_999)
 
 
 def test_upgrade_computes_totals_of_existing_studies(store_url: str) -> None:
