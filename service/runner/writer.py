@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -121,26 +121,6 @@ def _read_lines(handle: IO[bytes], limit: int) -> tuple[list[Item], int, int]:
     return items, lines, consumed
 
 
-def _runs(items: Sequence[Item]) -> list[list[TrialUpdate] | list[ResultWrite]]:
-    """``items`` cut into runs of trial updates and runs of results, in order: one store
-    call a run, so the store sees everything in the order it was produced."""
-    runs: list[list[Any]] = []
-    for item in items:
-        if runs and isinstance(runs[-1][0], type(item)):
-            runs[-1].append(item)
-        else:
-            runs.append([item])
-    return runs
-
-
-def _write_run(store: StudyStore, study_id: int, run: Sequence[Item]) -> int:
-    """One run: trial updates upserted, or results added (returns how many were new)."""
-    if isinstance(run[0], TrialUpdate):
-        store.upsert_trials(study_id, run)  # type: ignore[arg-type]
-        return 0
-    return store.add_results(study_id, run)  # type: ignore[arg-type]
-
-
 def replay_spill_files(
     store: StudyStore,
     study_id: int,
@@ -166,12 +146,11 @@ def replay_spill_files(
                 items, lines, _ = _read_lines(handle, max_batch)
                 if not lines:
                     break
-                for run in _runs(items):
+                if items:
                     written += call_with_retry(
-                        _write_run,
-                        store,
+                        store.write_batch,
                         study_id,
-                        run,
+                        items,
                         give_up_after_s=give_up_after_s,
                         policy=policy,
                     )
@@ -217,9 +196,10 @@ class BatchingStoreWriter:
     too until the writer has caught up. The store gets everything in the order it was
     produced (a trial's update before its results, its end after its last result).
     While the store is unavailable (or a write fails otherwise) the writer retries with
-    exponential backoff and jitter; its thread never dies of a failed write. Writes are
-    idempotent (results are keyed by study, trial, iteration), so a batch that failed
-    half way is simply written again.
+    exponential backoff and jitter; its thread never dies of a failed write. A batch is
+    one transaction (``StudyStore.write_batch``), and writes are idempotent (results are
+    keyed by study, trial, iteration), so a batch whose commit the writer never heard of
+    is simply written again.
 
     ``close(timeout_s)`` drains what it can; whatever the store has not taken by then
     stays in one spill file, which :func:`replay_spill_files` writes later.
@@ -509,15 +489,15 @@ class BatchingStoreWriter:
 
     def _write(self, batch: _Batch) -> bool:
         """Write one batch, retrying with backoff; False when the close deadline passed first."""
-        runs = _runs(batch.items)
         delays = self._retry.delays()
         attempt = 0
         while True:
             attempt += 1
             try:
-                while runs:  # a retry starts at the run that failed
-                    self.results_written += _write_run(self._store, self._study_id, runs[0])
-                    runs.pop(0)
+                # One transaction a batch, all of it or nothing. Not a store call for each
+                # run of one kind: a trial's start, result and end alternate, so that was
+                # two transactions a trial, whatever the batch size.
+                self.results_written += self._store.write_batch(self._study_id, batch.items)
                 if attempt > 1:
                     log.info("store writer: store reachable again after %d attempts", attempt)
                 return True

@@ -14,6 +14,7 @@ from service.store.base import (
     StudySummary,
     TrialRecord,
     TrialUpdate,
+    runs_of,
 )
 from service.store.errors import (
     InvalidTransition,
@@ -70,4 +71,5 @@ __all__ = [
     "TrialState",
     "TrialUpdate",
     "open_store",
+    "runs_of",
 ]

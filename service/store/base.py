@@ -119,6 +119,20 @@ class ResultWrite:
     reported_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
 
 
+def runs_of(
+    items: Sequence[TrialUpdate | ResultWrite],
+) -> list[list[TrialUpdate] | list[ResultWrite]]:
+    """``items`` cut into runs of trial updates and runs of results, in order: a run is
+    applied as a whole, so the store sees everything in the order it was produced."""
+    runs: list[list[Any]] = []
+    for item in items:
+        if runs and isinstance(runs[-1][0], type(item)):
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    return runs
+
+
 @dataclass(frozen=True)
 class EventRecord:
     """One entry of a study's event log. ``kind`` is "study" (``data``: status, error),
@@ -260,6 +274,12 @@ class StudyStore(abc.ABC):
         """Insert results idempotently; returns how many were new. A result for a trial
         not yet known creates it in RUNNING with an empty config.
         Raises StudyNotFound."""
+
+    @abc.abstractmethod
+    def write_batch(self, study_id: int, items: Sequence[TrialUpdate | ResultWrite]) -> int:
+        """Trial updates and results mixed, applied in the order given as one transaction
+        (as ``upsert_trials`` and ``add_results`` would, run by run of one kind): all of
+        it or nothing. Returns how many results were new. Raises StudyNotFound."""
 
     @abc.abstractmethod
     def list_trials(

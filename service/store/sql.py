@@ -51,6 +51,7 @@ from service.store.base import (
     StudySummary,
     TrialRecord,
     TrialUpdate,
+    runs_of,
 )
 from service.store.coltypes import utcnow
 from service.store.dberrors import unavailable_as_store_error
@@ -379,147 +380,165 @@ class SqlStudyStore(StudyStore):
 
     # --- trials and results ---------------------------------------------------------
     def upsert_trials(self, study_id: int, updates: Sequence[TrialUpdate]) -> None:
-        with self._session(write=True) as session:
-            totals = TotalsChange(_study_row(session, study_id, lock=True))
-            if not updates:
-                return
-            ids = list(dict.fromkeys(u.trial_id for u in updates))
-            known = {
-                row.trial_id: row
-                for row in _select_trials(
-                    session,
-                    study_id,
-                    ids,
-                    TRIALS.c.id,
-                    TRIALS.c.trial_id,
-                    TRIALS.c.state,
-                    TRIALS.c.best_value,
-                )
-            }
-            now = utcnow()
-            new: dict[str, dict[str, Any]] = {}
-            changed: dict[str, dict[str, Any]] = {}
-            for upd in updates:
-                state = TrialState(upd.state)
-                if upd.trial_id in new:
-                    _apply_update(new[upd.trial_id], upd, state, now)
-                elif upd.trial_id in known:
-                    values = changed.setdefault(upd.trial_id, {"state": known[upd.trial_id].state})
-                    _apply_update(values, upd, state, now)
-                else:
-                    new[upd.trial_id] = _new_trial(study_id, upd.trial_id, state, upd.config, now)
-                    new[upd.trial_id]["error"] = upd.error
-                    new[upd.trial_id]["reason"] = upd.reason
-            events: list[dict[str, Any]] = []
-            if new:
-                _number_trials(session, study_id, new.values())
-                created = session.execute(
-                    insert(TRIALS).returning(TRIALS.c.id, TRIALS.c.trial_id), list(new.values())
-                ).all()
-                pks = {row.trial_id: row.id for row in created}
-                events.extend(
-                    eventlog.trial_event(study_id, pks[t], v["state"], v["error"])
-                    for t, v in new.items()
-                )
-                for values in new.values():
-                    totals.created(values["state"])
-            groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-            for trial_id, values in changed.items():
-                row = known[trial_id]
-                if values == {"state": row.state}:
-                    continue  # nothing changed
-                totals.moved(row.state, values["state"], row.best_value)
-                events.append(
-                    eventlog.trial_event(study_id, row.id, values["state"], values.get("error"))
-                )
-                params = {f"b_{key}": value for key, value in values.items()}
-                params["b_pk"] = row.id
-                groups.setdefault(tuple(sorted(values)), []).append(params)
-            for columns, params_list in groups.items():
-                stmt = (
-                    update(TRIALS)
-                    .where(TRIALS.c.id == bindparam("b_pk"))
-                    .values({column: bindparam(f"b_{column}") for column in columns})
-                )
-                session.execute(stmt, params_list)
-            if events:  # something changed
-                _update_study(session, study_id, totals)
-            eventlog.append(session, events)
+        self.write_batch(study_id, updates)
 
     def add_results(self, study_id: int, results: Sequence[ResultWrite]) -> int:
+        return self.write_batch(study_id, results)
+
+    def write_batch(self, study_id: int, items: Sequence[TrialUpdate | ResultWrite]) -> int:
         with self._session(write=True) as session:
             study = _study_row(session, study_id, lock=True)
-            if not results:
-                return 0
-            batch: dict[tuple[str, int], ResultWrite] = {}
-            for result in results:  # a key repeated inside the batch: the first one wins
-                batch.setdefault((result.trial_id, int(result.iteration)), result)
-            events: list[dict[str, Any]] = []
             totals = TotalsChange(study)
-            trials = self._trials_for_results(
-                session, study_id, [k[0] for k in batch], events, totals
-            )
-            now = utcnow()
-            rows = [
-                {
-                    "study_id": study_id,
-                    "trial_pk": trials[trial_id].id,
-                    "iteration": iteration,
-                    "metrics": dict(result.metrics),
-                    "reported_at": result.reported_at,
-                    "stored_at": now,
-                }
-                for (trial_id, iteration), result in batch.items()
-            ]
-            stmt = (
-                self._insert(RESULTS)
-                .on_conflict_do_nothing(index_elements=["study_id", "trial_pk", "iteration"])
-                .returning(RESULTS.c.trial_pk, RESULTS.c.iteration)
-            )
-            inserted = session.execute(stmt, rows).all()
-            if not inserted:
-                if events:  # trials were created
-                    _update_study(session, study_id, totals)
+            events: list[dict[str, Any]] = []
+            inserted = 0
+            for run in runs_of(items):
+                if isinstance(run[0], TrialUpdate):
+                    updates = cast(list[TrialUpdate], run)
+                    self._upsert_trials_in(session, study_id, updates, totals, events)
+                else:
+                    results = cast(list[ResultWrite], run)
+                    inserted += self._add_results_in(session, study, results, totals, events)
+            if events:  # something changed (every new result has its event)
                 eventlog.append(session, events)
-                return 0
-            by_pk = {row.id: (trial_id, row) for trial_id, row in trials.items()}
-            fresh: dict[int, list[tuple[int, object]]] = {}
-            for trial_pk, iteration in inserted:
-                trial_id = by_pk[trial_pk][0]
-                value = batch[(trial_id, iteration)].metrics.get(study.metric)
-                fresh.setdefault(trial_pk, []).append((iteration, value))
-            params = []
-            for trial_pk, new_rows in fresh.items():
-                row = by_pk[trial_pk][1]
-                stats = apply_results(
-                    TrialStats(row.num_results, row.last_iteration, row.last_value, row.best_value),
-                    new_rows,
-                    mode=study.mode,
+                _update_study(
+                    session, study_id, totals, num_results=STUDIES.c.num_results + inserted
                 )
-                state = (
-                    TrialState.RUNNING.value if row.state == TrialState.PENDING.value else row.state
-                )
-                if state != row.state:
-                    events.append(eventlog.trial_event(study_id, trial_pk, state, None))
-                    totals.moved(row.state, state)
-                totals.trial_best(trial_pk, stats.best_value)
-                params.append(
-                    {
-                        "b_pk": trial_pk,
-                        "b_state": state,
-                        "b_num_results": stats.num_results,
-                        "b_last_iteration": stats.last_iteration,
-                        "b_last_value": stats.last_value,
-                        "b_best_value": stats.best_value,
-                    }
-                )
-            session.execute(_UPDATE_TRIAL_STATS, params)
-            events.extend(eventlog.result_event(study_id, pk, it) for pk, it in inserted)
-            eventlog.append(session, events)
-            _update_study(
-                session, study_id, totals, num_results=STUDIES.c.num_results + len(inserted)
+            return inserted
+
+    def _upsert_trials_in(
+        self,
+        session: Session,
+        study_id: int,
+        updates: Sequence[TrialUpdate],
+        totals: TotalsChange,
+        events: list[dict[str, Any]],
+    ) -> None:
+        """Create new trials (numbered in order) and apply state changes, in ``session``."""
+        ids = list(dict.fromkeys(u.trial_id for u in updates))
+        known = {
+            row.trial_id: row
+            for row in _select_trials(
+                session,
+                study_id,
+                ids,
+                TRIALS.c.id,
+                TRIALS.c.trial_id,
+                TRIALS.c.state,
+                TRIALS.c.best_value,
             )
-            return len(inserted)
+        }
+        now = utcnow()
+        new: dict[str, dict[str, Any]] = {}
+        changed: dict[str, dict[str, Any]] = {}
+        for upd in updates:
+            state = TrialState(upd.state)
+            if upd.trial_id in new:
+                _apply_update(new[upd.trial_id], upd, state, now)
+            elif upd.trial_id in known:
+                values = changed.setdefault(upd.trial_id, {"state": known[upd.trial_id].state})
+                _apply_update(values, upd, state, now)
+            else:
+                new[upd.trial_id] = _new_trial(study_id, upd.trial_id, state, upd.config, now)
+                new[upd.trial_id]["error"] = upd.error
+                new[upd.trial_id]["reason"] = upd.reason
+        if new:
+            _number_trials(session, study_id, new.values())
+            created = session.execute(
+                insert(TRIALS).returning(TRIALS.c.id, TRIALS.c.trial_id), list(new.values())
+            ).all()
+            pks = {row.trial_id: row.id for row in created}
+            events.extend(
+                eventlog.trial_event(study_id, pks[t], v["state"], v["error"])
+                for t, v in new.items()
+            )
+            for values in new.values():
+                totals.created(values["state"])
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for trial_id, values in changed.items():
+            row = known[trial_id]
+            if values == {"state": row.state}:
+                continue  # nothing changed
+            totals.moved(row.state, values["state"], row.best_value)
+            events.append(
+                eventlog.trial_event(study_id, row.id, values["state"], values.get("error"))
+            )
+            params = {f"b_{key}": value for key, value in values.items()}
+            params["b_pk"] = row.id
+            groups.setdefault(tuple(sorted(values)), []).append(params)
+        for columns, params_list in groups.items():
+            stmt = (
+                update(TRIALS)
+                .where(TRIALS.c.id == bindparam("b_pk"))
+                .values({column: bindparam(f"b_{column}") for column in columns})
+            )
+            session.execute(stmt, params_list)
+
+    def _add_results_in(
+        self,
+        session: Session,
+        study: Row[Any],
+        results: Sequence[ResultWrite],
+        totals: TotalsChange,
+        events: list[dict[str, Any]],
+    ) -> int:
+        """Insert results idempotently, in ``session``; returns how many were new."""
+        study_id = study.id
+        batch: dict[tuple[str, int], ResultWrite] = {}
+        for result in results:  # a key repeated inside the batch: the first one wins
+            batch.setdefault((result.trial_id, int(result.iteration)), result)
+        trials = self._trials_for_results(session, study_id, [k[0] for k in batch], events, totals)
+        now = utcnow()
+        rows = [
+            {
+                "study_id": study_id,
+                "trial_pk": trials[trial_id].id,
+                "iteration": iteration,
+                "metrics": dict(result.metrics),
+                "reported_at": result.reported_at,
+                "stored_at": now,
+            }
+            for (trial_id, iteration), result in batch.items()
+        ]
+        stmt = (
+            self._insert(RESULTS)
+            .on_conflict_do_nothing(index_elements=["study_id", "trial_pk", "iteration"])
+            .returning(RESULTS.c.trial_pk, RESULTS.c.iteration)
+        )
+        inserted = session.execute(stmt, rows).all()
+        if not inserted:
+            return 0
+        by_pk = {row.id: (trial_id, row) for trial_id, row in trials.items()}
+        fresh: dict[int, list[tuple[int, object]]] = {}
+        for trial_pk, iteration in inserted:
+            trial_id = by_pk[trial_pk][0]
+            value = batch[(trial_id, iteration)].metrics.get(study.metric)
+            fresh.setdefault(trial_pk, []).append((iteration, value))
+        params = []
+        for trial_pk, new_rows in fresh.items():
+            row = by_pk[trial_pk][1]
+            stats = apply_results(
+                TrialStats(row.num_results, row.last_iteration, row.last_value, row.best_value),
+                new_rows,
+                mode=study.mode,
+            )
+            state = TrialState.RUNNING.value if row.state == TrialState.PENDING.value else row.state
+            if state != row.state:
+                events.append(eventlog.trial_event(study_id, trial_pk, state, None))
+                totals.moved(row.state, state)
+            totals.trial_best(trial_pk, stats.best_value)
+            params.append(
+                {
+                    "b_pk": trial_pk,
+                    "b_state": state,
+                    "b_num_results": stats.num_results,
+                    "b_last_iteration": stats.last_iteration,
+                    "b_last_value": stats.last_value,
+                    "b_best_value": stats.best_value,
+                }
+            )
+        session.execute(_UPDATE_TRIAL_STATS, params)
+        events.extend(eventlog.result_event(study_id, pk, it) for pk, it in inserted)
+        return len(inserted)
 
     def _trials_for_results(
         self,

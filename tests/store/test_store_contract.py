@@ -29,6 +29,7 @@ from service.store import (
     TrialState,
     TrialUpdate,
     open_store,
+    runs_of,
 )
 from service.store.engine import create_store_engine
 from service.store.sql import SqlStudyStore
@@ -303,6 +304,71 @@ def test_trial_config_can_arrive_after_results(store: StudyStore) -> None:
     store.upsert_trials(study.id, [TrialUpdate("early", TrialState.RUNNING, {"lr": 0.1})])
     trial = store.get_trial(study.id, "early")
     assert trial.config == {"lr": 0.1} and trial.num_results == 1
+
+
+def runner_items(trials: int) -> list[TrialUpdate | ResultWrite]:
+    """What a runner's writer sends: trials that start, report and end one after another
+    (one errors without a result), with a result arriving twice."""
+    items: list[TrialUpdate | ResultWrite] = []
+    for i in range(trials):
+        trial_id = f"t{i}"
+        items.append(TrialUpdate(trial_id, TrialState.RUNNING, {"x": i}))
+        if i == 2:
+            items.append(TrialUpdate(trial_id, TrialState.ERROR, error="boom"))
+            continue
+        items += results(trial_id, [10.0 - i, 9.0 - (i % 3)])
+        items.append(results(trial_id, [10.0 - i])[0])  # again: ignored
+        items.append(TrialUpdate(trial_id, TrialState.TERMINATED))
+    return items
+
+
+def stored_outcome(store: StudyStore, study_id: int) -> dict[str, Any]:
+    summary = store.summarize_study(study_id)
+    trials = store.list_trials(study_id, limit=100).items
+    return {
+        "trials": [
+            (t.trial_id, t.number, t.state, t.config, t.num_results, t.best_value, t.error)
+            for t in trials
+        ],
+        "counts": dict(summary.trial_counts),
+        "num_results": summary.num_results,
+        "best": summary.best_trial.trial_id if summary.best_trial else None,
+        "best_steps": store.best_steps(study_id),
+        "events": [
+            (e.kind, e.data.get("trial_id"), e.data.get("state"), e.data.get("iteration"))
+            for e in store.events_after(study_id)
+        ],
+    }
+
+
+def test_write_batch_stores_what_run_by_run_calls_store(store: StudyStore) -> None:
+    """The writer's one transaction per batch: the same trials, totals and events, in the
+    same order, as one call per run of one kind."""
+    items = runner_items(6)
+    by_runs, batched = new_study(store), new_study(store)
+    for expected_new in (10, 0):  # the second time (a retried batch): nothing new
+        new_by_runs = 0
+        for run in runs_of(items):
+            if isinstance(run[0], TrialUpdate):
+                store.upsert_trials(by_runs.id, run)  # type: ignore[arg-type]
+            else:
+                new_by_runs += store.add_results(by_runs.id, run)  # type: ignore[arg-type]
+        assert store.write_batch(batched.id, items) == new_by_runs == expected_new
+    assert stored_outcome(store, batched.id) == stored_outcome(store, by_runs.id)
+    assert stored_outcome(store, batched.id)["best"] == "t5"
+
+
+def test_write_batch_is_all_or_nothing(store: StudyStore) -> None:
+    study = new_study(store)
+    revision, events = store.summarize_study(study.id).revision, store.events_after(study.id)
+    bad = TrialUpdate("t1", "no-such-state")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):  # after a trial, its results and its end
+        store.write_batch(study.id, [*runner_items(1), bad])
+    assert store.list_trials(study.id).total == 0
+    assert store.events_after(study.id) == events
+    assert store.summarize_study(study.id).revision == revision
+    with pytest.raises(StudyNotFound):
+        store.write_batch(MISSING, runner_items(1))
 
 
 def test_upsert_trials_unknown_study(store: StudyStore) -> None:

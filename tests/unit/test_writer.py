@@ -27,6 +27,7 @@ from service.store import (
     StudyStore,
     TrialState,
     TrialUpdate,
+    runs_of,
 )
 
 STUDY = 1
@@ -56,27 +57,51 @@ class FakeStore:
         self._enter(study_id)
         with self.lock:
             self._maybe_fail()
-            self.calls.append(("trials", len(updates)))
-            for update in updates:
-                self.trials[update.trial_id] = update
-                self.log.append(("trial", update.trial_id, 0))
+            self._upsert(updates)
 
     def add_results(self, study_id: int, results: Sequence[ResultWrite]) -> int:
         self._enter(study_id)
         with self.lock:
             self._maybe_fail()
-            self.calls.append(("results", len(results)))
-            new = 0
-            for result in results:
-                key = (result.trial_id, result.iteration)
-                if key not in self.results:
-                    self.results[key] = dict(result.metrics)
-                    self.log.append(("result", *key))
-                    new += 1
-            if self.fail_after_commit:
-                self.fail_after_commit -= 1
-                raise StoreUnavailable("connection dropped after the commit")
+            new = self._add(results)
+            self._maybe_fail_after_commit()
             return new
+
+    def write_batch(self, study_id: int, items: Sequence[TrialUpdate | ResultWrite]) -> int:
+        """One transaction: it fails before anything is applied, or applies it all."""
+        self._enter(study_id)
+        with self.lock:
+            self._maybe_fail()
+            new = 0
+            for run in runs_of(items):
+                if isinstance(run[0], TrialUpdate):
+                    self._upsert(run)  # type: ignore[arg-type]
+                else:
+                    new += self._add(run)  # type: ignore[arg-type]
+            self._maybe_fail_after_commit()
+            return new
+
+    def _upsert(self, updates: Sequence[TrialUpdate]) -> None:
+        self.calls.append(("trials", len(updates)))
+        for update in updates:
+            self.trials[update.trial_id] = update
+            self.log.append(("trial", update.trial_id, 0))
+
+    def _add(self, results: Sequence[ResultWrite]) -> int:
+        self.calls.append(("results", len(results)))
+        new = 0
+        for result in results:
+            key = (result.trial_id, result.iteration)
+            if key not in self.results:
+                self.results[key] = dict(result.metrics)
+                self.log.append(("result", *key))
+                new += 1
+        return new
+
+    def _maybe_fail_after_commit(self) -> None:
+        if self.fail_after_commit:
+            self.fail_after_commit -= 1
+            raise StoreUnavailable("connection dropped after the commit")
 
     def _enter(self, study_id: int) -> None:
         if study_id != STUDY:
