@@ -2,13 +2,12 @@
 storage beside it, and the read endpoints' latency over HTTP at that size.
 
 (1) Writes. One study grows to ``--trials`` trials through the store's own calls
-(``upsert_trials``, ``add_results``) in the runner's batch shapes: the item stream a
-Tune run with ``--concurrency`` trials at a time produces (per trial: PENDING with its
-config, RUNNING, 10 results, TERMINATED), cut into batches of up to 500 items and each
-batch into runs of one kind, exactly as ``service/runner/writer.py``'s
-BatchingStoreWriter does (its ``_runs``/``_write_run`` are used). No Ray. Only the store
-calls are timed. Reported: ms per trial over 0-1k, 1k-10k and 10k-100k trials (target:
-flat within +-20 % of 0-1k), and the batch-call latency. On SQLite (a file) and on a
+(``write_batch``) in the runner's batch shapes: the item stream a Tune run with
+``--concurrency`` trials at a time produces (per trial: PENDING with its config, RUNNING,
+10 results, TERMINATED), cut into batches of up to 500 items, each written in one
+``write_batch`` call, as ``service/runner/writer.py``'s BatchingStoreWriter does. No
+Ray. Only the store calls are timed. Reported: ms per trial over 0-1k, 1k-10k and 10k-100k
+trials (target: flat within +-20 % of 0-1k), and the batch-call latency. On SQLite (a file) and on a
 throwaway PostgreSQL server (tests/fixtures/postgres.py's ``running_postgres``).
 (2) Optuna's RDB storage on SQLite (its default setup, ``sqlite:///file``), same machine,
 same run: ``study.ask()``/``study.tell()`` with 2 float parameters and 1 value per trial,
@@ -52,7 +51,6 @@ sys.path.insert(0, str(REPO))
 
 import httpx  # noqa: E402
 
-from service.runner.writer import _runs, _write_run  # noqa: E402  (the writer's own cuts)
 from service.store import (  # noqa: E402
     ResultWrite,
     StudyStatus,
@@ -105,30 +103,28 @@ def trial_items(first: int, count: int, concurrency: int, rng: random.Random) ->
     return items
 
 
-def batches(items: Sequence[Any], size: int = MAX_BATCH) -> Iterator[list[list[Any]]]:
-    """Batches of up to ``size`` items, each cut into runs of one kind (one store call a run)."""
+def batches(items: Sequence[Any], size: int = MAX_BATCH) -> Iterator[list[Any]]:
+    """Batches of up to ``size`` items (one store call a batch, as the writer makes)."""
     for start in range(0, len(items), size):
-        yield _runs(items[start : start + size])
+        yield list(items[start : start + size])
 
 
-def unbatched(items: Sequence[Any]) -> Iterator[list[list[Any]]]:
-    """One trial's runs at a time (the writer at a low rate: each flush holds one trial's
+def unbatched(items: Sequence[Any]) -> Iterator[list[Any]]:
+    """One trial at a time (the writer at a low rate: each flush holds one trial's
     creation, its results, its end)."""
     by_trial: dict[str, list[Any]] = {}
     for item in items:
         by_trial.setdefault(item.trial_id, []).append(item)
-    for trial in by_trial.values():
-        yield _runs(trial)
+    yield from by_trial.values()
 
 
-def timed_write(store: StudyStore, study_id: int, calls: Iterator[list[list[Any]]]) -> list[float]:
+def timed_write(store: StudyStore, study_id: int, calls: Iterator[list[Any]]) -> list[float]:
     """Every store call's duration (s)."""
     durations = []
-    for runs in calls:
-        for run in runs:
-            started = time.perf_counter()
-            _write_run(store, study_id, run)
-            durations.append(time.perf_counter() - started)
+    for batch in calls:
+        started = time.perf_counter()
+        store.write_batch(study_id, batch)
+        durations.append(time.perf_counter() - started)
     return durations
 
 

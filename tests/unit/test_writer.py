@@ -53,20 +53,6 @@ class FakeStore:
         self.fail_after_commit = 0  # that many writes commit, then raise StoreUnavailable
         self.raise_other = 0  # that many calls raise RuntimeError
 
-    def upsert_trials(self, study_id: int, updates: Sequence[TrialUpdate]) -> None:
-        self._enter(study_id)
-        with self.lock:
-            self._maybe_fail()
-            self._upsert(updates)
-
-    def add_results(self, study_id: int, results: Sequence[ResultWrite]) -> int:
-        self._enter(study_id)
-        with self.lock:
-            self._maybe_fail()
-            new = self._add(results)
-            self._maybe_fail_after_commit()
-            return new
-
     def write_batch(self, study_id: int, items: Sequence[TrialUpdate | ResultWrite]) -> int:
         """One transaction: it fails before anything is applied, or applies it all."""
         self._enter(study_id)
