@@ -9,7 +9,9 @@ the cold one (fresh Ray worker processes); later ones may reuse them.
 
 The peer is the same trial in a bare Tune script started as a new Python process
 (``python script.py``, what a user runs by hand), timed from the process start to its
-``on_trial_result``. The stages of the service path come from the store's own
+``on_trial_result``. The "warm runner" cases go through a second service with
+``HPO_WARM_RUNNERS=1``; each is submitted once a warm runner is ready (its log says it is
+waiting for a study). The stages of the service path come from the store's own
 timestamps: created (POST), the runner started (study RUNNING), the trial reported, and
 stored. Prints a markdown table and writes JSON to benchmarks/results/first_result.json.
 """
@@ -36,6 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from benchmarks.overhead import Service  # noqa: E402
+from service.launcher import RayJobLauncher  # noqa: E402
 from service.ray_local import LocalRayHead  # noqa: E402
 
 CLUSTER_CPUS = 2
@@ -48,6 +51,7 @@ class Case:
     trainable: str
     workers: int  # Ray Train workers; 0 = a plain function trial
     target_s: float
+    warm: bool = False  # through a service with a warm runner waiting (HPO_WARM_RUNNERS=1)
 
     def spec(self, repeat: int) -> dict[str, Any]:
         spec: dict[str, Any] = {
@@ -67,9 +71,25 @@ class Case:
 
 CASES = (
     Case("function trial", "noop", 0, 5.0),
+    Case("function trial, warm runner", "noop", 0, 5.0, warm=True),
     Case("1-worker Train trial", "noop_train", 1, 5.0),
     Case("2-worker Train trial", "noop_train", 2, 15.0),
+    Case("2-worker Train trial, warm runner", "noop_train", 2, 15.0, warm=True),
 )
+WARM_READY_LINE = "waiting for a study"
+
+
+def wait_for_a_ready_warm_runner(jobs: RayJobLauncher, timeout_s: float = 120) -> str:
+    """A warm runner that has imported and connected everything (its log says so)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for job in jobs._jobs().list_jobs():
+            if (job.metadata or {}).get("hpo_warm_runner") != "1" or job.status != "RUNNING":
+                continue
+            if WARM_READY_LINE in jobs.logs_tail(str(job.submission_id)):
+                return str(job.submission_id)
+        time.sleep(0.2)
+    raise RuntimeError(f"no warm runner was ready after {timeout_s} s")
 
 
 def utc_seconds(value: str | None) -> float | None:
@@ -218,7 +238,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     repeats = 1 if args.quick else args.repeats
-    cases = [c for c in CASES if not (args.quick and c.workers)]
+    cases = [c for c in CASES if not (args.quick and (c.workers or c.warm))]
 
     report: dict[str, Any] = {
         "benchmark": "first_result",
@@ -234,12 +254,24 @@ def main() -> int:
         head.start()
         try:
             service = Service(head.dashboard_url, root / "svc")
+            # Its own home and database; its studies run in hpo-warm-<hex> jobs, so their
+            # ids cannot collide with the other service's hpo-study-<id> jobs.
+            warm_service = (
+                Service(head.dashboard_url, root / "svc-warm", {"HPO_WARM_RUNNERS": "1"})
+                if any(case.warm for case in cases)
+                else None
+            )
+            jobs = RayJobLauncher(head.dashboard_url)
             try:
                 for case in cases:
                     served, bare = [], []
                     for repeat in range(repeats):
                         print(f"[{time.strftime('%H:%M:%S')}] {case.name} #{repeat}", flush=True)
-                        served.append(service_once(service, case, repeat))
+                        if case.warm:
+                            wait_for_a_ready_warm_runner(jobs)
+                        through = warm_service if case.warm else service
+                        assert through is not None
+                        served.append(service_once(through, case, repeat))
                         bare.append(bare_once(head.address, case, root, repeat))
                     report["cases"][case.name] = {
                         "target_s": case.target_s,
@@ -248,6 +280,8 @@ def main() -> int:
                     }
             finally:
                 service.close()
+                if warm_service is not None:
+                    warm_service.close()
         finally:
             head.stop()
     report["load_average_end"] = os.getloadavg()

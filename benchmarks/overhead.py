@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -152,7 +152,9 @@ def run_bare(address: str, variant: Variant, storage: str) -> dict[str, Any]:
 class Service:
     """``hpo serve`` as a subprocess on an existing cluster, with its own home and SQLite."""
 
-    def __init__(self, jobs_address: str, home: Path) -> None:
+    def __init__(
+        self, jobs_address: str, home: Path, extra_env: Mapping[str, str] | None = None
+    ) -> None:
         self.home = home
         self.port = free_port()
         env = {
@@ -162,6 +164,7 @@ class Service:
             "HPO_PORT": str(self.port),
             "HPO_RUNNER_PYTHON": sys.executable,
             "HPO_API_TOKENS": f"{BENCH_TOKEN}=bench:admin",
+            **(extra_env or {}),
         }
         home.mkdir(parents=True, exist_ok=True)
         self._log = (home / "service.log").open("wb")

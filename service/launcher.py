@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import os
 import re
+import secrets
 import shlex
 import time
 from collections.abc import Mapping
@@ -45,6 +46,8 @@ def job_id_for(study_id: int, attempt: int = 0, extension: int = 0) -> str:
         job_id += f"-x{extension}"
     return job_id if attempt == 0 else f"{job_id}-r{attempt}"
 
+
+WARM_JOB_PREFIX = "hpo-warm-"
 
 # Every call to Ray is bounded: seconds to connect, and to wait for an answer. Submitting
 # waits longer: the Jobs API answers once the job's supervisor actor has started.
@@ -152,13 +155,14 @@ class RayJobLauncher:
     def job_url(self, job_id: str) -> str:
         return f"{self.dashboard_url}/#/jobs/{job_id}"
 
-    def entrypoint(self, study_id: int) -> str:
+    def entrypoint(self, *runner_args: str) -> str:
         """The job's shell command: the runner, with the service's settings in its
         environment. Not a runtime_env: Ray applies a job's runtime_env to every actor the
         job starts and cannot give those its prestarted worker processes (an actor took
         1.5 s to start instead of 0.3-1.0 s on 2 cores; a Ray Train trial starts about six)."""
         assignments = [f"{key}={shlex.quote(value)}" for key, value in self.env_vars.items()]
-        return " ".join([*assignments, self.runner_python, "-m", "service.runner", str(study_id)])
+        runner = [self.runner_python, "-m", "service.runner", *map(shlex.quote, runner_args)]
+        return " ".join([*assignments, *runner])
 
     def submit(
         self,
@@ -169,23 +173,37 @@ class RayJobLauncher:
         extension: int = 0,
         retry_for_s: float = 60.0,
     ) -> str:
-        """Submit the study's runner as job ``hpo-study-<id>`` (see :func:`job_id_for`). A
-        head that has just started answers "no available agent" until its job agent is
-        up: retry that."""
-        job_id = job_id_for(study_id, attempt, extension)
+        """Submit the study's runner as job ``hpo-study-<id>`` (see :func:`job_id_for`)."""
+        return self._submit(
+            job_id_for(study_id, attempt, extension),
+            self.entrypoint(str(study_id)),
+            {
+                "hpo_study_id": str(study_id),
+                "hpo_study_name": study_name[:200],
+                "hpo_attempt": str(attempt),
+                "hpo_extension": str(extension),
+            },
+            retry_for_s,
+        )
+
+    def submit_warm_runner(self, retry_for_s: float = 60.0) -> str:
+        """Submit a warm runner: a job ``hpo-warm-<hex>`` that starts and imports everything
+        a study's runner needs, then waits until a study is given its job id."""
+        job_id = f"{WARM_JOB_PREFIX}{secrets.token_hex(4)}"
+        entrypoint = self.entrypoint("--warm", job_id)
+        return self._submit(job_id, entrypoint, {"hpo_warm_runner": "1"}, retry_for_s)
+
+    def _submit(
+        self, job_id: str, entrypoint: str, metadata: dict[str, str], retry_for_s: float
+    ) -> str:
+        """A head that has just started answers "no available agent" until its job agent
+        is up: retry that."""
         deadline = time.monotonic() + retry_for_s
         while True:
             try:
                 return str(
                     self._jobs().submit_job(
-                        entrypoint=self.entrypoint(study_id),
-                        submission_id=job_id,
-                        metadata={
-                            "hpo_study_id": str(study_id),
-                            "hpo_study_name": study_name[:200],
-                            "hpo_attempt": str(attempt),
-                            "hpo_extension": str(extension),
-                        },
+                        entrypoint=entrypoint, submission_id=job_id, metadata=metadata
                     )
                 )
             except RayUnavailable:

@@ -24,6 +24,7 @@ from service.store import (
     TrialUpdate,
 )
 from service.validation import ValidatedStudy, validate_study
+from service.warm_runners import WarmRunnerPool
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +60,17 @@ def close_open_trials(
 
 class StudyService:
     def __init__(
-        self, store: StudyStore, launcher: RayJobLauncher, *, validate_capacity: bool = True
+        self,
+        store: StudyStore,
+        launcher: RayJobLauncher,
+        *,
+        validate_capacity: bool = True,
+        warm_runners: WarmRunnerPool | None = None,
     ):
         self.store = store
         self.launcher = launcher
         self.validate_capacity = validate_capacity
+        self.warm_runners = warm_runners
 
     def validate(self, document: Mapping[str, Any], owner: str | None = None) -> ValidatedStudy:
         """Every check before anything is stored. Raises InvalidSpec, RayUnavailable.
@@ -95,16 +102,25 @@ class StudyService:
             owner=owner,
         )
         try:
-            job_id = self.launcher.submit(record.id, record.name)
+            job_id = self._warm_runner() or self.launcher.submit(record.id, record.name)
         except Exception as error:
             self.store.transition_study(
                 record.id, StudyStatus.FAILED, error=f"launch failed: {error}"
             )
             raise LaunchError(str(error)) from error
+        # For a warm runner this is the hand-over: it polls the store for its job id.
         self.store.set_ray_job(
             record.id, job_id=job_id, dashboard_url=self.launcher.job_url(job_id)
         )
         return self.store.get_study(record.id)
+
+    def _warm_runner(self) -> str | None:
+        if self.warm_runners is None:
+            return None
+        job_id = self.warm_runners.take()
+        if job_id is not None:
+            self.warm_runners.refill_in_background()
+        return job_id
 
     def stop(self, study_id: int) -> StudyRecord:
         """Stop a pending or running study; its running trials end. Raises StudyNotFound,

@@ -30,6 +30,7 @@ from service.settings import Settings, get_settings
 from service.spec import StudySpec
 from service.store import StudyStatus, open_store
 from service.studies import StudyService
+from service.warm_runners import WarmRunnerPool
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ API_PREFIX = "/api/v1"
 
 
 async def _watch_jobs(service: StudyService, interval_s: float) -> None:
+    """Reconcile studies with their Ray jobs, and keep the warm runners topped up."""
     # Until one round has succeeded, also launch studies stored before this service
     # started that never got a Ray job (the last service died between the two steps).
     started = dt.datetime.now(dt.timezone.utc)
@@ -51,6 +53,8 @@ async def _watch_jobs(service: StudyService, interval_s: float) -> None:
             first_round = False
         except Exception as error:  # keep watching; the next round may succeed
             log.warning("reconciling studies with Ray jobs failed: %s", error)
+        if service.warm_runners is not None:
+            service.warm_runners.refill_in_background()  # submitting one takes seconds
         await asyncio.sleep(interval_s)
 
 
@@ -102,7 +106,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             "HPO_HOME": str(settings.home),
         },
     )
-    service = StudyService(store, launcher, validate_capacity=settings.validate_capacity)
+    warm_runners = (
+        WarmRunnerPool(launcher, settings.warm_runners) if settings.warm_runners else None
+    )
+    service = StudyService(
+        store, launcher, validate_capacity=settings.validate_capacity, warm_runners=warm_runners
+    )
     app.state.store, app.state.launcher, app.state.studies = store, launcher, service
     app.state.ray_dashboard_url = launcher.dashboard_url
     app.state.event_hub = EventHub(store)
@@ -118,6 +127,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await app.state.event_hub.close()
+        if warm_runners is not None:
+            await run_in_threadpool(warm_runners.close)
         if head is not None:
             await run_in_threadpool(_stop_unfinished, service)
             await run_in_threadpool(head.stop)

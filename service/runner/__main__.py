@@ -25,6 +25,7 @@ from service.store import (
     open_store,
 )
 from service.studies import close_open_trials
+from service.warm_runners import RUNNER_IDLE_LIMIT_S
 
 if TYPE_CHECKING:
     from ray import tune
@@ -49,6 +50,8 @@ def _stop_gracefully_on_sigterm() -> None:
 # resumed after its driver died redoes what happened since. Save more often.
 EXPERIMENT_SAVE_PERIOD_ENV = "TUNE_GLOBAL_CHECKPOINT_S"
 EXPERIMENT_SAVE_PERIOD_S = "2"
+# How often a warm runner asks the store whether a study was given its job.
+WARM_POLL_S = 0.05
 LOST_TRIAL_NOTE = (
     "started by a run of this study whose driver died before Tune saved it; "
     "its results are kept, the resumed run did not continue it"
@@ -92,7 +95,32 @@ def _discard_lost_trials_once(store: StudyStore, study_id: int, known: set[str])
         )
 
 
-def run_study(study_id: int) -> int:
+def run_warm(job_id: str) -> int:
+    """A warm runner (service.warm_runners): import and connect everything a study's run
+    needs, then wait until a study is given this Ray job, and run it. Exits after
+    ``RUNNER_IDLE_LIMIT_S`` without one."""
+    import ray
+
+    # What run_study imports on its way to Tune's first trial, imported before any study
+    # waits for it.
+    import service.runner.callback
+    import service.runner.tuner_builder
+    import service.runner.writer  # noqa: F401
+
+    store = call_with_retry(open_store, get_settings().resolved_database_url)
+    ray.init(log_to_driver=False)
+    idle_until = time.monotonic() + RUNNER_IDLE_LIMIT_S
+    log.info("warm runner %s: waiting for a study", job_id)
+    while (study_id := call_with_retry(store.study_of_job, job_id)) is None:
+        if time.monotonic() > idle_until:
+            log.info("warm runner %s: no study came in %.0f s", job_id, RUNNER_IDLE_LIMIT_S)
+            return 0
+        time.sleep(WARM_POLL_S)
+    log.info("warm runner %s: running study %s", job_id, study_id)
+    return run_study(study_id, store)
+
+
+def run_study(study_id: int, store: StudyStore | None = None) -> int:
     import ray
 
     from service.runner.callback import RunnerContext, use_context
@@ -100,16 +128,17 @@ def run_study(study_id: int) -> int:
     from service.validation import ClusterCapacity
 
     settings = get_settings()
-    store = call_with_retry(open_store, settings.resolved_database_url)
+    if store is None:
+        store = call_with_retry(open_store, settings.resolved_database_url)
     record = call_with_retry(store.get_study, study_id)
     if record.status.is_terminal:
         log.info("study %s is already %s; nothing to run", study_id, record.status.value)
         return 0
     writer: BatchingStoreWriter | None = None
-    os.environ.setdefault(EXPERIMENT_SAVE_PERIOD_ENV, EXPERIMENT_SAVE_PERIOD_S)
     spill_dir = settings.home / "spill"
     try:
-        ray.init(log_to_driver=False)
+        if not ray.is_initialized():  # a warm runner connected before its study came
+            ray.init(log_to_driver=False)
         resources = ray.cluster_resources()
         capacity = ClusterCapacity(cpus=resources.get("CPU", 0.0), gpus=resources.get("GPU", 0.0))
         call_with_retry(store.transition_study, study_id, StudyStatus.RUNNING)
@@ -278,16 +307,21 @@ def _complete(
     return True
 
 
+USAGE = "usage: python -m service.runner STUDY_ID | --warm JOB_ID"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1 or not args[0].isdigit():
-        print("usage: python -m service.runner STUDY_ID", file=sys.stderr)
+    warm = len(args) == 2 and args[0] == "--warm" and bool(args[1])
+    if not warm and (len(args) != 1 or not args[0].isdigit()):
+        print(USAGE, file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # the store keeps results
+    os.environ.setdefault(EXPERIMENT_SAVE_PERIOD_ENV, EXPERIMENT_SAVE_PERIOD_S)
     # ...so Tune's result grid finds no result files at the end; that is expected.
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
-    return run_study(int(args[0]))
+    return run_warm(args[1]) if warm else run_study(int(args[0]))
 
 
 if __name__ == "__main__":

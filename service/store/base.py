@@ -237,6 +237,11 @@ class StudyStore(abc.ABC):
         """Record the study's Ray job. Raises StudyNotFound."""
 
     @abc.abstractmethod
+    def study_of_job(self, job_id: str) -> int | None:
+        """The id of the study whose Ray job is ``job_id`` (whatever its status), or None.
+        A warm runner waits on this for the study it is given."""
+
+    @abc.abstractmethod
     def restart_study(
         self,
         study_id: int,

@@ -83,6 +83,7 @@ class Study(Base):
     __tablename__ = "studies"
     __table_args__ = (
         Index("ix_studies_owner_id", "owner", "id"),
+        Index("ix_studies_ray_job_id", "ray_job_id"),
         {"sqlite_autoincrement": True},
     )
 

@@ -289,6 +289,13 @@ class SqlStudyStore(StudyStore):
             if found is None:
                 raise StudyNotFound(study_id)
 
+    def study_of_job(self, job_id: str) -> int | None:
+        with self._session() as session:
+            found = session.execute(
+                select(STUDIES.c.id).where(STUDIES.c.ray_job_id == job_id).limit(1)
+            ).first()
+            return None if found is None else int(found[0])
+
     def restart_study(
         self,
         study_id: int,

@@ -40,7 +40,7 @@ def test_upgrade_twice_is_a_no_op(store_url: str) -> None:
         upgrade(engine)
         upgrade(engine)
         with engine.connect() as conn:
-            assert MigrationContext.configure(conn).get_current_revision() == "0006"
+            assert MigrationContext.configure(conn).get_current_revision() == "0007"
     finally:
         engine.dispose()
 

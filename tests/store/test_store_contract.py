@@ -202,6 +202,17 @@ def test_set_ray_job(store: StudyStore) -> None:
         store.set_ray_job(MISSING, job_id="x", dashboard_url=None)
 
 
+def test_study_of_job_finds_the_study_a_job_was_given(store: StudyStore) -> None:
+    first, second = new_study(store), new_study(store)
+    assert store.study_of_job("hpo-warm-1") is None
+    store.set_ray_job(second.id, job_id="hpo-warm-1", dashboard_url=None)
+    assert store.study_of_job("hpo-warm-1") == second.id
+    store.set_ray_job(first.id, job_id="hpo-warm-2", dashboard_url=None)
+    store.transition_study(first.id, StudyStatus.STOPPED)  # whatever its status
+    assert store.study_of_job("hpo-warm-2") == first.id
+    assert store.study_of_job("hpo-warm-3") is None
+
+
 # --- delete ----------------------------------------------------------------------------
 def test_delete_only_terminal_and_cascades(store: StudyStore, store_url: str) -> None:
     keep = study_in(store, StudyStatus.RUNNING)

@@ -50,7 +50,7 @@ def test_the_runner_gets_its_settings_in_its_command_not_a_runtime_env() -> None
         runner_python="/opt/venv/bin/python",
         env_vars={"HPO_DATABASE_URL": "postgresql+psycopg://u:p w'd@db/hpo", "HPO_HOME": "/h"},
     )
-    command = launcher.entrypoint(42)
+    command = launcher.entrypoint("42")
     words = shlex.split(command)
     assert words == [
         "HPO_DATABASE_URL=postgresql+psycopg://u:p w'd@db/hpo",
@@ -75,3 +75,21 @@ def test_submit_sends_no_runtime_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert launcher.submit(7, "study") == "hpo-study-7"
     assert "runtime_env" not in sent
     assert sent["entrypoint"] == "HPO_HOME=/h python -m service.runner 7"
+
+
+def test_a_warm_runner_is_a_job_of_its_own_named_in_its_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sent: list[dict[str, object]] = []
+
+    class Jobs:
+        def submit_job(self, **kwargs: object) -> str:
+            sent.append(kwargs)
+            return str(kwargs["submission_id"])
+
+    monkeypatch.setattr("service.launcher._job_client", lambda *args: Jobs())
+    launcher = RayJobLauncher("http://127.0.0.1:8265", env_vars={"HPO_HOME": "/h"})
+    first, second = launcher.submit_warm_runner(), launcher.submit_warm_runner()
+    assert first != second and first.startswith("hpo-warm-") and second.startswith("hpo-warm-")
+    assert sent[0]["entrypoint"] == f"HPO_HOME=/h python -m service.runner --warm {first}"
+    assert sent[0]["metadata"] == {"hpo_warm_runner": "1"} and "runtime_env" not in sent[0]
