@@ -236,9 +236,14 @@ def main() -> int:
     parser.add_argument(
         "--out", type=Path, default=REPO / "benchmarks" / "results" / "first_result.json"
     )
+    parser.add_argument(
+        "--case", action="append", choices=[c.name for c in CASES], help="run only these cases"
+    )
     args = parser.parse_args()
     repeats = 1 if args.quick else args.repeats
     cases = [c for c in CASES if not (args.quick and (c.workers or c.warm))]
+    if args.case:
+        cases = [c for c in cases if c.name in args.case]
 
     report: dict[str, Any] = {
         "benchmark": "first_result",

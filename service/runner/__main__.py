@@ -51,7 +51,7 @@ def _stop_gracefully_on_sigterm() -> None:
 EXPERIMENT_SAVE_PERIOD_ENV = "TUNE_GLOBAL_CHECKPOINT_S"
 EXPERIMENT_SAVE_PERIOD_S = "2"
 # How often a warm runner asks the store whether a study was given its job.
-WARM_POLL_S = 0.05
+WARM_POLL_S = 0.1
 LOST_TRIAL_NOTE = (
     "started by a run of this study whose driver died before Tune saved it; "
     "its results are kept, the resumed run did not continue it"
