@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     # How often the service polls Ray for the status of running studies' jobs.
     job_poll_interval_s: float = 2.0
     # Runners kept started ahead of new studies (Ray jobs "hpo-warm-<hex>"): a study's
-    # first trial then starts without waiting for a new job (about 6 s on 2 cores), but
+    # first trial then starts without waiting for a new job (4-5 s on 2 cores), but
     # its Ray job is named hpo-warm-<hex> instead of hpo-study-<id>. 0 turns them off.
     warm_runners: int = Field(default=0, ge=0, le=16)
     # "production" (the default) refuses default, short or empty secrets and refuses to

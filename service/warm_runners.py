@@ -1,6 +1,6 @@
 """Warm runners: Ray jobs started before the studies they will run.
 
-A new study's runner needs about 6 s on 2 cores before Tune starts its first trial: Ray
+A new study's runner needs 4-5 s on 2 cores before Tune starts its first trial: Ray
 Jobs starts a supervisor process, which starts the runner, which imports Ray Tune and
 connects to the cluster. A warm runner has done all that while nothing waited; a new
 study is given its job id (``StudyStore.set_ray_job``) and the runner, which polls the
@@ -30,7 +30,8 @@ log = logging.getLogger(__name__)
 # gives out a runner that is about to leave.
 RUNNER_IDLE_LIMIT_S = 1800.0
 RETIRE_AFTER_S = 1200.0
-# After Ray refused a warm runner, wait this long before submitting another.
+# After Ray refused a warm runner, or one ended before a study took it (it could not
+# start: a wrong database URL, a missing package), wait this long before the next one.
 RETRY_AFTER_S = 30.0
 
 
@@ -86,7 +87,7 @@ class WarmRunnerPool:
                 return None
             if state in (JobState.PENDING, JobState.RUNNING):
                 return runner.job_id
-            log.warning("warm runner %s ended (%s) before a study took it", runner.job_id, state)
+            self._ended(runner, state)
 
     def refill(self) -> None:
         """Retire runners too old to be given out, forget those whose job ended, and
@@ -139,7 +140,13 @@ class WarmRunnerPool:
             except RayUnavailable:
                 return
             if state.is_terminal and self._remove(runner):
-                log.warning("warm runner %s ended (%s); starting another", runner.job_id, state)
+                self._ended(runner, state)
+
+    def _ended(self, runner: _Runner, state: JobState) -> None:
+        """Its job ended though no study took it: see its logs; pause before the next."""
+        self._retry_at = self._clock() + RETRY_AFTER_S
+        log.warning("warm runner %s ended (%s) before a study took it; the next in %.0f s",
+                    runner.job_id, state.value, RETRY_AFTER_S)  # fmt: skip
 
     def _remove(self, runner: _Runner) -> bool:
         """False when a study took it meanwhile."""

@@ -68,13 +68,20 @@ def test_a_runner_whose_job_ended_is_never_given_out() -> None:
     jobs.states["hpo-warm-0"] = JobState.FAILED
     assert pool.take() == "hpo-warm-1"
     assert pool.take() is None
+    pool.refill()
+    assert pool.ready == []  # pausing after the failure
 
 
-def test_refill_forgets_ended_runners_and_replaces_them() -> None:
+def test_refill_forgets_ended_runners_and_replaces_them_after_a_pause() -> None:
+    """A runner that ends untaken could not start (a wrong database URL...): submitting
+    the next at once, every watcher round, would be a crash loop."""
     jobs, clock = FakeJobs(), Clock()
     pool = pool_of(1, jobs, clock)
     pool.refill()
-    jobs.states["hpo-warm-0"] = JobState.SUCCEEDED  # e.g. it reached its idle limit
+    jobs.states["hpo-warm-0"] = JobState.FAILED
+    pool.refill()
+    assert pool.ready == []
+    clock.now += RETRY_AFTER_S + 1
     pool.refill()
     assert pool.ready == ["hpo-warm-1"]
 
