@@ -523,12 +523,17 @@ def token_show(url: UrlOption = None, token: TokenOption = None) -> None:
 
 
 def _settings_error(error: ValueError) -> str:
-    """A settings error as its messages, without pydantic's framing."""
+    """A settings error as its messages, each after the variable it is about
+    (``HPO_WARM_RUNNERS: Input should be ...``), without pydantic's framing."""
     errors = getattr(error, "errors", None)
-    if callable(errors):
-        messages = (str(item.get("msg", "")) for item in errors())
-        return "; ".join(message.removeprefix("Value error, ") for message in messages)
-    return str(error)
+    if not callable(errors):
+        return str(error)
+    messages = []
+    for item in errors():
+        message = str(item.get("msg", "")).removeprefix("Value error, ")
+        field = ".".join(str(part) for part in item.get("loc", ()))
+        messages.append(f"HPO_{field.upper()}: {message}" if field else message)
+    return "; ".join(messages)
 
 
 def _open_token_store() -> StudyStore:
