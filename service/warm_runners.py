@@ -76,7 +76,7 @@ class WarmRunnerPool:
                 if not self._ready:
                     return None
                 runner = self._ready.pop(0)
-            if self._clock() - runner.submitted_at > self._retire_after_s:
+            if self._too_old(runner):
                 self._stop(runner.job_id)
                 continue
             try:
@@ -85,7 +85,7 @@ class WarmRunnerPool:
                 with self._lock:  # not known to be dead: keep it for the next study
                     self._ready.insert(0, runner)
                 return None
-            if state in (JobState.PENDING, JobState.RUNNING):
+            if not state.is_terminal:
                 return runner.job_id
             self._ended(runner, state)
 
@@ -131,7 +131,7 @@ class WarmRunnerPool:
         with self._lock:
             runners = list(self._ready)
         for runner in runners:
-            if self._clock() - runner.submitted_at > self._retire_after_s:
+            if self._too_old(runner):
                 if self._remove(runner):
                     self._stop(runner.job_id)
                 continue
@@ -141,6 +141,9 @@ class WarmRunnerPool:
                 return
             if state.is_terminal and self._remove(runner):
                 self._ended(runner, state)
+
+    def _too_old(self, runner: _Runner) -> bool:
+        return self._clock() - runner.submitted_at > self._retire_after_s
 
     def _ended(self, runner: _Runner, state: JobState) -> None:
         """Its job ended though no study took it: see its logs; pause before the next."""

@@ -62,24 +62,8 @@ def test_the_runner_gets_its_settings_in_its_command_not_a_runtime_env() -> None
     ]
 
 
-def test_submit_sends_no_runtime_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    sent: dict[str, object] = {}
-
-    class Jobs:
-        def submit_job(self, **kwargs: object) -> str:
-            sent.update(kwargs)
-            return str(kwargs["submission_id"])
-
-    monkeypatch.setattr("service.launcher._job_client", lambda *args: Jobs())
-    launcher = RayJobLauncher("http://127.0.0.1:8265", env_vars={"HPO_HOME": "/h"})
-    assert launcher.submit(7, "study") == "hpo-study-7"
-    assert "runtime_env" not in sent
-    assert sent["entrypoint"] == "HPO_HOME=/h python -m service.runner 7"
-
-
-def test_a_warm_runner_is_a_job_of_its_own_named_in_its_command(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def recording_launcher(monkeypatch: pytest.MonkeyPatch) -> tuple[RayJobLauncher, list[dict]]:
+    """A launcher whose Jobs API records what each submission sent."""
     sent: list[dict[str, object]] = []
 
     class Jobs:
@@ -88,7 +72,20 @@ def test_a_warm_runner_is_a_job_of_its_own_named_in_its_command(
             return str(kwargs["submission_id"])
 
     monkeypatch.setattr("service.launcher._job_client", lambda *args: Jobs())
-    launcher = RayJobLauncher("http://127.0.0.1:8265", env_vars={"HPO_HOME": "/h"})
+    return RayJobLauncher("http://127.0.0.1:8265", env_vars={"HPO_HOME": "/h"}), sent
+
+
+def test_submit_sends_no_runtime_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    launcher, sent = recording_launcher(monkeypatch)
+    assert launcher.submit(7, "study") == "hpo-study-7"
+    assert "runtime_env" not in sent[0]
+    assert sent[0]["entrypoint"] == "HPO_HOME=/h python -m service.runner 7"
+
+
+def test_a_warm_runner_is_a_job_of_its_own_named_in_its_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    launcher, sent = recording_launcher(monkeypatch)
     first, second = launcher.submit_warm_runner(), launcher.submit_warm_runner()
     assert first != second and first.startswith("hpo-warm-") and second.startswith("hpo-warm-")
     assert sent[0]["entrypoint"] == f"HPO_HOME=/h python -m service.runner --warm {first}"
